@@ -1,0 +1,84 @@
+"""The embedded broker: one process, plain data structures, no network."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Iterable
+
+from contactcenter.broker.base import REPLAY_DEPTH, Broker, Message, agent_channel
+
+
+class MemoryBroker(Broker):
+    def __init__(self, node_id: str = "embedded") -> None:
+        super().__init__(node_id)
+        self._inputs: deque[tuple[int, Message]] = deque(maxlen=100_000)
+        self._next_input = 1
+        self._arrived = asyncio.Event()
+        self._seq: dict[int, int] = {}
+        self._buffers: dict[int, deque[Message]] = {}
+        self._presence: dict[int, float] = {}
+
+    async def ping(self) -> bool:
+        return True
+
+    async def submit(self, message: Message) -> None:
+        self._inputs.append((self._next_input, message))
+        self._next_input += 1
+        self._arrived.set()
+
+    async def tail_id(self) -> str:
+        return str(self._next_input - 1)
+
+    async def read_inputs(self, after: str, block: float) -> list[tuple[str, Message]]:
+        start = int(after) + 1
+        if self._next_input <= start:
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), block)
+            except TimeoutError:
+                return []
+        return [(str(i), m) for i, m in self._inputs if i >= start]
+
+    async def hold_lease(self, ttl: float) -> bool:
+        return True  # the only process is always the leader
+
+    async def release_lease(self) -> None:
+        pass
+
+    async def deliver(self, agent_id: int, message: Message) -> int:
+        seq = self._seq.get(agent_id, 0) + 1
+        self._seq[agent_id] = seq
+        numbered = {"seq": seq, **message}
+        self._buffers.setdefault(agent_id, deque(maxlen=REPLAY_DEPTH)).append(numbered)
+        self._fan_out(agent_channel(agent_id), numbered)
+        return seq
+
+    async def replay(self, agent_id: int, after_seq: int) -> list[Message] | None:
+        buffer = self._buffers.get(agent_id, deque())
+        last = self._seq.get(agent_id, 0)
+        if after_seq >= last:
+            return []
+        if not buffer or buffer[0]["seq"] > after_seq + 1:
+            return None
+        return [m for m in buffer if m["seq"] > after_seq]
+
+    async def last_seq(self, agent_id: int) -> int:
+        return self._seq.get(agent_id, 0)
+
+    async def publish(self, channel: str, message: Message) -> None:
+        self._fan_out(channel, message)
+
+    # Presence uses the monotonic clock: it is liveness of this process's sockets, not a rule.
+    async def heartbeat(self, agent_ids: Iterable[int], ttl: float) -> None:
+        expires = time.monotonic() + ttl
+        for agent_id in agent_ids:
+            self._presence[agent_id] = expires
+
+    async def clear_presence(self, agent_id: int) -> None:
+        self._presence.pop(agent_id, None)
+
+    async def present(self, agent_ids: Iterable[int]) -> set[int]:
+        now = time.monotonic()
+        return {a for a in agent_ids if self._presence.get(a, 0) > now}

@@ -1,0 +1,157 @@
+"""The scale-out broker on Redis: a stream for inputs, a lease key, Lua for numbered delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Iterable
+
+import redis.asyncio as aioredis
+
+from contactcenter.broker.base import REPLAY_DEPTH, Broker, Message, agent_channel, dumps
+
+log = logging.getLogger(__name__)
+
+# Numbering, buffering and publishing in one script, so two nodes delivering to the same agent
+# can never hand out one sequence number twice or publish out of order.
+_DELIVER = """
+local seq = redis.call('INCR', KEYS[1])
+local body = ARGV[1]
+local numbered
+if body == '{}' then numbered = '{"seq":' .. seq .. '}'
+else numbered = '{"seq":' .. seq .. ',' .. string.sub(body, 2) end
+redis.call('RPUSH', KEYS[2], numbered)
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
+redis.call('PUBLISH', ARGV[3], numbered)
+return seq
+"""
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1
+end
+return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class RedisBroker(Broker):
+    def __init__(self, url: str, node_id: str, prefix: str = "cc") -> None:
+        super().__init__(node_id)
+        self._redis = aioredis.from_url(url, decode_responses=True)
+        # Blocking XREAD gets its own connection so it never holds up deliveries.
+        self._reader = aioredis.from_url(url, decode_responses=True)
+        self._p = prefix
+        self._deliver = self._redis.register_script(_DELIVER)
+        self._renew = self._redis.register_script(_RENEW)
+        self._release = self._redis.register_script(_RELEASE)
+        self._pubsub_task: asyncio.Task[None] | None = None
+        self._pubsub = self._redis.pubsub()
+
+    def _k(self, *parts: object) -> str:
+        return ":".join([self._p, *map(str, parts)])
+
+    async def start(self) -> None:
+        await self._pubsub.psubscribe(self._k("pub", "*"))
+        self._pubsub_task = asyncio.create_task(self._listen(), name="redis-pubsub")
+
+    async def close(self) -> None:
+        if self._pubsub_task:
+            self._pubsub_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pubsub_task
+        await self._pubsub.aclose()
+        await self._redis.aclose()
+        await self._reader.aclose()
+
+    async def _listen(self) -> None:
+        strip = len(self._k("pub", ""))
+        while True:
+            try:
+                msg = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            except (ConnectionError, aioredis.ConnectionError):
+                log.warning("redis pub/sub connection lost; retrying")
+                await asyncio.sleep(0.5)
+                continue
+            if msg is None or msg["type"] != "pmessage":
+                continue
+            try:
+                self._fan_out(msg["channel"][strip:], json.loads(msg["data"]))
+            except Exception:
+                log.exception("pub/sub subscriber failed")
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except aioredis.RedisError:
+            return False
+
+    async def submit(self, message: Message) -> None:
+        await self._redis.xadd(
+            self._k("inputs"), {"m": dumps(message)}, maxlen=100_000, approximate=True
+        )
+
+    async def tail_id(self) -> str:
+        last = await self._redis.xrevrange(self._k("inputs"), count=1)
+        return last[0][0] if last else "0-0"
+
+    async def read_inputs(self, after: str, block: float) -> list[tuple[str, Message]]:
+        got = await self._reader.xread(
+            {self._k("inputs"): after}, count=1000, block=max(1, int(block * 1000))
+        )
+        if not got:
+            return []
+        return [(entry_id, json.loads(fields["m"])) for entry_id, fields in got[0][1]]
+
+    async def hold_lease(self, ttl: float) -> bool:
+        return bool(
+            await self._renew(keys=[self._k("leader")], args=[self.node_id, int(ttl * 1000)])
+        )
+
+    async def release_lease(self) -> None:
+        await self._release(keys=[self._k("leader")], args=[self.node_id])
+
+    async def deliver(self, agent_id: int, message: Message) -> int:
+        return int(
+            await self._deliver(
+                keys=[self._k("seq", agent_id), self._k("buf", agent_id)],
+                args=[dumps(message), REPLAY_DEPTH, self._k("pub", agent_channel(agent_id))],
+            )
+        )
+
+    async def replay(self, agent_id: int, after_seq: int) -> list[Message] | None:
+        last = await self.last_seq(agent_id)
+        if after_seq >= last:
+            return []
+        kept = [json.loads(m) for m in await self._redis.lrange(self._k("buf", agent_id), 0, -1)]
+        if not kept or kept[0]["seq"] > after_seq + 1:
+            return None
+        return [m for m in kept if m["seq"] > after_seq]
+
+    async def last_seq(self, agent_id: int) -> int:
+        return int(await self._redis.get(self._k("seq", agent_id)) or 0)
+
+    async def publish(self, channel: str, message: Message) -> None:
+        await self._redis.publish(self._k("pub", channel), dumps(message))
+
+    async def heartbeat(self, agent_ids: Iterable[int], ttl: float) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for agent_id in agent_ids:
+                pipe.set(self._k("presence", agent_id), self.node_id, px=int(ttl * 1000))
+            await pipe.execute()
+
+    async def clear_presence(self, agent_id: int) -> None:
+        await self._redis.delete(self._k("presence", agent_id))
+
+    async def present(self, agent_ids: Iterable[int]) -> set[int]:
+        ids = list(agent_ids)
+        if not ids:
+            return set()
+        values = await self._redis.mget([self._k("presence", a) for a in ids])
+        return {a for a, v in zip(ids, values, strict=True) if v is not None}

@@ -1,0 +1,137 @@
+"""The `contactcenter` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from contactcenter import logs
+from contactcenter.clock import utc
+from contactcenter.errors import ContactCenterError
+from contactcenter.runtime import Runtime
+from contactcenter.settings import Settings
+from contactcenter.storage.db import upgrade
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="contactcenter", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the contact server")
+    serve.add_argument("--host", help="listen address (default 127.0.0.1, CC_HOST)")
+    serve.add_argument("--port", type=int, help="listen port (default 8080, CC_PORT)")
+    serve.add_argument("--demo", action="store_true",
+                       help="load demo queues, users and customers into an empty database")
+
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="apply all migrations")
+
+    user = sub.add_parser("user", help="users")
+    user_sub = user.add_subparsers(dest="user_command", required=True)
+    add = user_sub.add_parser("add", help="create a user")
+    add.add_argument("--username", required=True)
+    add.add_argument("--password", required=True)
+    add.add_argument("--role", required=True, choices=["agent", "supervisor", "admin"])
+    add.add_argument("--skills", default="", help="comma-separated, e.g. sales,repairs")
+    add.add_argument("--team")
+    add.add_argument("--display-name")
+
+    imp = sub.add_parser("import", help="import data")
+    imp_sub = imp.add_subparsers(dest="import_command", required=True)
+    cust = imp_sub.add_parser("customers", help="import customers from a CSV file")
+    cust.add_argument("file", type=Path)
+    cust.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = Settings()
+    logs.setup(settings.log_level)
+    try:
+        if args.command == "serve":
+            if args.host:
+                settings.host = args.host
+            if args.port:
+                settings.port = args.port
+            asyncio.run(_serve(settings, demo=args.demo))
+            return 0
+        return asyncio.run(_once(settings, args))
+    except ContactCenterError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _once(settings: Settings, args: argparse.Namespace) -> int:
+    rt = Runtime.build(settings)
+    try:
+        await upgrade(rt.engine)
+        if args.command == "db":
+            print("database is at the newest schema")
+            return 0
+        if args.command == "user":
+            from contactcenter.users import create_user
+
+            async with rt.sessions.begin() as session:
+                user = await create_user(
+                    session, username=args.username, password=args.password, role=args.role,
+                    now=utc(rt.clock.now()), skills=args.skills.split(","), team=args.team,
+                    display_name=args.display_name,
+                )
+            print(f"created {user.role} {user.username} (id {user.id})")
+            return 0
+        if args.command == "import":
+            from contactcenter.importer import format_report, import_customers
+
+            if not args.file.is_file():
+                print(f"error: no such file: {args.file}", file=sys.stderr)
+                return 2
+            report = await import_customers(rt.sessions, args.file, now=utc(rt.clock.now()),
+                                            progress=not args.no_progress)
+            print(format_report(report))
+            return 1 if report.errors else 0
+        raise AssertionError(args.command)
+    finally:
+        await rt.engine.dispose()
+
+
+async def _serve(settings: Settings, *, demo: bool) -> None:
+    from contactcenter.server.app import create_app
+
+    rt = Runtime.build(settings)
+    await upgrade(rt.engine)
+    if demo:
+        from contactcenter.demo import load_demo
+
+        credentials = await load_demo(rt.sessions, now=utc(rt.clock.now()))
+        if credentials is None:
+            print("demo: the database already has data; nothing loaded")
+        else:
+            print("demo data loaded. Log in at the console with:")
+            for username, password in credentials.items():
+                print(f"  {username:<12} {password}")
+    runner = web.AppRunner(create_app(rt), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, settings.host, settings.port).start()
+    backend = "PostgreSQL" if settings.database_url else f"SQLite {settings.sqlite_path}"
+    broker = "Redis" if settings.redis_url else "in-process broker"
+    print(f"contactcenter listening on http://{settings.host}:{settings.port}/ "
+          f"({backend}, {broker}); Ctrl-C stops", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

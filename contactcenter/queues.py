@@ -1,0 +1,51 @@
+"""Queues: from their stored rows to the routing core's specs, and which queue takes a contact."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contactcenter.domain import Strategy
+from contactcenter.errors import InvalidInput, NotFound
+from contactcenter.routing import QueueSpec
+from contactcenter.settings import Settings
+from contactcenter.storage.models import Queue
+
+
+def queue_spec(queue: Queue, settings: Settings) -> QueueSpec:
+    return QueueSpec(
+        id=queue.id,
+        name=queue.name,
+        required_skills=frozenset(queue.required_skills or ()),
+        strategy=Strategy(queue.strategy),
+        base_priority=queue.base_priority or 0,
+        max_length=queue.max_length,
+        offer_timeout=queue.offer_timeout_seconds or settings.offer_timeout_seconds,
+        wrapup_seconds=queue.wrapup_seconds or settings.wrapup_seconds,
+        sticky_seconds=queue.sticky_seconds or 0,
+        dispositions=tuple(queue.dispositions or ("resolved",)),
+    )
+
+
+async def active_queues(session: AsyncSession) -> Sequence[Queue]:
+    return (await session.scalars(select(Queue).where(Queue.active).order_by(Queue.id))).all()
+
+
+def select_queue(
+    queues: Sequence[Queue], channel: str, *, name: str | None = None, skill: str | None = None
+) -> Queue:
+    """By name if given; else the first queue taking the channel (and needing the skill)."""
+    if name is not None:
+        for q in queues:
+            if q.name == name:
+                if channel not in q.channels:
+                    raise InvalidInput(f"queue {name!r} does not take {channel} contacts")
+                return q
+        raise NotFound(f"no active queue named {name!r}")
+    for q in queues:
+        if channel in q.channels and (skill is None or skill in q.required_skills):
+            return q
+    wanted = f"{channel} contacts" + (f" needing skill {skill!r}" if skill else "")
+    raise NotFound(f"no active queue takes {wanted}")

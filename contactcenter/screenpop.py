@@ -1,0 +1,40 @@
+"""The screen-pop: what an agent sees the moment a contact is offered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contactcenter.customers import customer_card, customer_history
+from contactcenter.storage.models import Contact, Customer, Queue
+
+
+def contact_summary(contact: Contact, queue: Queue | None = None) -> dict[str, Any]:
+    return {
+        "id": contact.id,
+        "channel": contact.channel,
+        "direction": contact.direction,
+        "state": contact.state,
+        "queue_id": contact.queue_id,
+        "queue": queue.name if queue else None,
+        "customer_id": contact.customer_id,
+        "from": contact.from_address,
+        "to": contact.to_address,
+        "subject": contact.subject,
+        "body": contact.body,
+        "created_at": contact.created_at.isoformat(),
+    }
+
+
+async def build_screen_pop(
+    session: AsyncSession, contact: Contact, customer: Customer, queue: Queue | None, *,
+    is_new: bool = False,
+) -> dict[str, Any]:
+    history = [
+        h for h in await customer_history(session, customer.id, limit=20)
+        if h["contact_id"] != contact.id
+    ]
+    card = customer_card(customer)
+    card["is_new"] = is_new or card.get("is_new", False)
+    return {"contact": contact_summary(contact, queue), "customer": card, "history": history}

@@ -1,0 +1,263 @@
+"""`/agent/ws`: one agent's live connection.
+
+Commands go from the socket into the router's input log; everything the server says to the agent
+comes back through the broker, numbered per agent, so it reaches the agent on whichever node
+holds the socket, and a reconnecting client gets exactly what it missed (or a snapshot).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from datetime import datetime
+from typing import Any
+
+from aiohttp import WSMsgType, web
+from sqlalchemy import select
+
+from contactcenter import metrics
+from contactcenter.broker.base import agent_channel, dumps
+from contactcenter.clock import utc
+from contactcenter.domain import AgentStatus, ContactState, Direction, Role
+from contactcenter.runtime import Runtime
+from contactcenter.screenpop import build_screen_pop
+from contactcenter.server.auth import authenticate
+from contactcenter.server.keys import RUNTIME
+from contactcenter.storage.models import Contact, Customer, Message, Queue, User
+from contactcenter.users import user_public
+
+log = logging.getLogger(__name__)
+
+AGENT_SOCKETS = web.AppKey("agent_sockets", dict)
+
+_LIVE = [ContactState.OFFERED.value, ContactState.ACTIVE.value, ContactState.WRAPUP.value]
+_COMMANDS = {"accept", "reject", "end"}
+
+
+class AgentSocket:
+    def __init__(
+        self, rt: Runtime, user: User, ws: web.WebSocketResponse,
+        registry: dict[int, AgentSocket],
+    ) -> None:
+        self.rt = rt
+        self.registry = registry
+        self.user = user
+        self.ws = ws
+        self.conn = uuid.uuid4().hex
+        self.status = AgentStatus.AWAY.value
+        self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._sent = 0
+
+    @property
+    def agent_id(self) -> int:
+        return self.user.id
+
+    # -- outgoing ----------------------------------------------------------------------------
+    def _on_broker(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "status":
+            self.status = message["status"]
+        self._outbox.put_nowait(message)
+
+    async def _sender(self) -> None:
+        while True:
+            message = await self._outbox.get()
+            seq = message.get("seq")
+            if seq is not None:
+                if seq <= self._sent:
+                    continue  # already sent by a replay
+                self._sent = seq
+            await self.ws.send_str(dumps(message))
+            if message.get("type") == "offer":
+                _observe_pop_latency(message)
+
+    async def _send_catch_up(self, last_seq: int | None) -> None:
+        if last_seq is not None:
+            missed = await self.rt.broker.replay(self.agent_id, last_seq)
+            if missed is not None:
+                for message in missed:
+                    self._outbox.put_nowait(message)
+                self._sent = max(self._sent, last_seq)
+                return
+        await self._send_snapshot()
+
+    async def _send_snapshot(self) -> None:
+        seq = await self.rt.broker.last_seq(self.agent_id)
+        async with self.rt.sessions() as session:
+            contacts = (await session.scalars(
+                select(Contact).where(Contact.agent_id == self.agent_id,
+                                      Contact.state.in_(_LIVE)).order_by(Contact.id)
+            )).all()
+            items = []
+            for contact in contacts:
+                customer = await session.get(Customer, contact.customer_id)
+                queue = await session.get(Queue, contact.queue_id)
+                assert customer is not None
+                items.append(await build_screen_pop(session, contact, customer, queue))
+        # Later numbered messages are newer than this snapshot; earlier ones are in it.
+        self._sent = max(self._sent, seq)
+        await self.ws.send_str(dumps({
+            "type": "snapshot", "seq": seq, "agent": user_public(self.user),
+            "status": self.status, "contacts": items,
+        }))
+
+    async def _say(self, message: dict[str, Any]) -> None:
+        await self.rt.broker.deliver(self.agent_id, message)
+
+    # -- incoming ----------------------------------------------------------------------------
+    async def _handle(self, raw: str) -> None:
+        try:
+            m = json.loads(raw)
+        except ValueError:
+            await self._say({"type": "error", "message": "messages must be JSON objects"})
+            return
+        if not isinstance(m, dict) or not isinstance(m.get("type"), str):
+            await self._say({"type": "error", "message": "a message needs a string 'type'"})
+            return
+        kind = m["type"]
+        submit = self.rt.broker.submit
+        try:
+            if kind == "status":
+                if m.get("status") not in (AgentStatus.AVAILABLE, AgentStatus.AWAY):
+                    raise ValueError("status must be 'available' or 'away'")
+                await submit({"op": "status", "agent_id": self.agent_id, "status": m["status"]})
+            elif kind in _COMMANDS:
+                await submit({"op": kind, "agent_id": self.agent_id,
+                              "contact_id": _int(m, "contact_id")})
+            elif kind == "wrapup":
+                disposition = m.get("disposition")
+                if not isinstance(disposition, str) or not disposition:
+                    raise ValueError("wrapup needs a 'disposition' code")
+                notes = m.get("notes")
+                if notes is not None and not isinstance(notes, str):
+                    raise ValueError("notes must be text")
+                await submit({"op": "complete", "agent_id": self.agent_id,
+                              "contact_id": _int(m, "contact_id"), "disposition": disposition,
+                              "notes": notes})
+            elif kind == "transfer":
+                to_queue, to_agent = m.get("queue_id"), m.get("agent_id")
+                if (to_queue is None) == (to_agent is None):
+                    raise ValueError("transfer needs exactly one of 'queue_id' or 'agent_id'")
+                await submit({"op": "transfer", "agent_id": self.agent_id,
+                              "contact_id": _int(m, "contact_id"),
+                              "to_queue_id": None if to_queue is None else _int(m, "queue_id"),
+                              "to_agent_id": None if to_agent is None else _int(m, "agent_id")})
+            elif kind == "reply":
+                await self._reply(_int(m, "contact_id"), m.get("body"))
+            elif kind == "resync":
+                last = m.get("last_seq")
+                await self._send_catch_up(last if isinstance(last, int) else None)
+            elif kind == "ping":
+                await self.ws.send_str(dumps({"type": "pong"}))
+            else:
+                raise ValueError(f"unknown message type {kind!r}")
+        except ValueError as e:
+            await self._say({"type": "error", "request": kind, "message": str(e)})
+
+    async def _reply(self, contact_id: int, body: Any) -> None:
+        if not isinstance(body, str) or not body.strip():
+            raise ValueError("reply needs a non-empty 'body'")
+        if len(body) > 20_000:
+            raise ValueError("reply body is longer than 20000 characters")
+        now = utc(self.rt.clock.now())
+        async with self.rt.sessions.begin() as session:
+            contact = await session.get(Contact, contact_id)
+            if contact is None or contact.agent_id != self.agent_id or contact.state not in (
+                ContactState.ACTIVE.value, ContactState.WRAPUP.value
+            ):
+                raise ValueError(f"contact {contact_id} is not active for you")
+            message = Message(contact_id=contact.id, conversation_id=contact.conversation_id,
+                              direction=Direction.OUTBOUND.value, author_user_id=self.agent_id,
+                              body=body, created_at=now, meta={"channel": contact.channel})
+            session.add(message)
+            await session.flush()
+            sent = {"id": message.id, "direction": message.direction, "body": body,
+                    "author_user_id": self.agent_id, "created_at": now.isoformat()}
+        await self._say({"type": "message", "contact_id": contact_id, "message": sent})
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def announce(self) -> dict[str, Any]:
+        return {
+            "op": "connect", "conn": self.conn, "name": self.user.display_name,
+            "agent": {"id": self.agent_id, "skills": list(self.user.skills),
+                      "capacity": dict(self.user.capacity)},
+            "status": self.status,
+        }
+
+    async def run(self, last_seq: int | None) -> None:
+        sockets = self.registry
+        previous = sockets.get(self.agent_id)
+        sockets[self.agent_id] = self
+        if previous is not None:
+            await previous.ws.close(code=4000, message=b"replaced by a newer connection")
+        unsubscribe = self.rt.broker.subscribe(agent_channel(self.agent_id), self._on_broker)
+        sender = asyncio.create_task(self._sender())
+        metrics.CONNECTED.inc()
+        try:
+            await self._send_catch_up(last_seq)
+            await self.rt.broker.heartbeat([self.agent_id], 3 * self.rt.settings.heartbeat_seconds)
+            await self.rt.broker.submit(self.announce())
+            async for msg in self.ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._handle(msg.data)
+                elif msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            metrics.CONNECTED.dec()
+            unsubscribe()
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+            if sockets.get(self.agent_id) is self:
+                del sockets[self.agent_id]
+                await self.rt.broker.clear_presence(self.agent_id)
+            await self.rt.broker.submit(
+                {"op": "disconnect", "agent_id": self.agent_id, "conn": self.conn}
+            )
+
+
+def _int(m: dict[str, Any], key: str) -> int:
+    value = m.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{key!r} must be an integer")
+    return value
+
+
+def _observe_pop_latency(message: dict[str, Any]) -> None:
+    created = message.get("contact", {}).get("created_at")
+    if created:
+        delay = time.time() - datetime.fromisoformat(created).timestamp()
+        if 0 <= delay < 3600:  # a restored contact's age is not a screen-pop latency
+            metrics.SCREEN_POP.observe(delay)
+
+
+async def agent_ws(request: web.Request) -> web.StreamResponse:
+    rt = request.app[RUNTIME]
+    user = await authenticate(rt, request, Role.AGENT)
+    last = request.query.get("last_seq")
+    last_seq = int(last) if last is not None and last.isdigit() else None
+    ws = web.WebSocketResponse(heartbeat=rt.settings.heartbeat_seconds, max_msg_size=1 << 20)
+    await ws.prepare(request)
+    await AgentSocket(rt, user, ws, request.app[AGENT_SOCKETS]).run(last_seq)
+    return ws
+
+
+async def refresh_presence(app: web.Application) -> None:
+    """Every node keeps its own agents present; a dead node's agents expire on their own."""
+    rt = app[RUNTIME]
+    while True:
+        sockets = app[AGENT_SOCKETS]
+        if sockets:
+            with contextlib.suppress(Exception):
+                await rt.broker.heartbeat(list(sockets), 3 * rt.settings.heartbeat_seconds)
+        await asyncio.sleep(rt.settings.heartbeat_seconds / 2)
+
+
+def reannounce(app: web.Application) -> None:
+    """A new router knows no agents: every node tells it about its own."""
+    rt = app[RUNTIME]
+    for sock in list(app[AGENT_SOCKETS].values()):
+        asyncio.get_running_loop().create_task(rt.broker.submit(sock.announce()))

@@ -1,0 +1,14 @@
+"""The REST API under /api/v1. Importing the modules registers their endpoints on `api`."""
+
+from contactcenter.server.endpoint import Api
+
+api = Api("/api/v1")
+
+from contactcenter.server.api import (  # noqa: E402, F401  (registration side effects)
+    auth,
+    contacts,
+    customers,
+    queues,
+    stats,
+    users,
+)

@@ -1,0 +1,58 @@
+"""Settings from `CC_*` environment variables or a `.env` file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CC_", env_file=".env", extra="ignore")
+
+    # No URL -> the embedded default: a SQLite file here and an in-process broker.
+    database_url: str | None = None
+    redis_url: str | None = None
+    redis_prefix: str = "cc"  # keys and channels; lets deployments share one Redis
+    sqlite_path: Path = Path("contactcenter.db")
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = "http://127.0.0.1:8080"
+    node_id: str | None = None  # defaults to host:port:pid
+
+    timezone: str = "Asia/Shanghai"
+    token_ttl_hours: float = 12.0
+
+    # Routing defaults; queues override the per-queue ones.
+    offer_timeout_seconds: float = 15.0
+    wrapup_seconds: float = 60.0
+    tier_boost: dict[str, float] = Field(default_factory=lambda: {"A": 30, "B": 20, "C": 0, "D": 0})
+    aging_per_minute: float = 1.0
+    max_missed_offers: int = 3
+    heartbeat_seconds: float = 10.0  # websocket ping; presence expires after 3 missed
+
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    inbound_smtp_host: str = "127.0.0.1"
+    inbound_smtp_port: int = 2525
+
+    log_level: str = "INFO"
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return _async_driver(self.database_url)
+        return f"sqlite+aiosqlite:///{self.sqlite_path}"
+
+
+def _async_driver(url: str) -> str:
+    """Accept the plain URLs people paste (postgresql://…) and pick the async driver."""
+    for plain, async_ in (
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return async_ + url[len(plain) :]
+    return url

@@ -1,0 +1,300 @@
+"""The system of record. One module, so the whole schema reads in one sitting.
+
+Times are stored as naive UTC and handed back timezone-aware (see `UTCDateTime`), because SQLite
+keeps no offset and PostgreSQL would otherwise round-trip them differently.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets 64-bit ids.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    display_name: Mapped[str] = mapped_column(String(128), default="")
+    team: Mapped[str | None] = mapped_column(String(64))
+    skills: Mapped[list[str]] = mapped_column(Json, default=list)
+    capacity: Mapped[dict[str, int]] = mapped_column(Json, default=dict)
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AuthToken(Base):
+    __tablename__ = "auth_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Only a hash is kept: a leaked database does not leak live sessions.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), default="person")  # person | organisation
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    honorific: Mapped[str | None] = mapped_column(String(32))
+    employer: Mapped[str | None] = mapped_column(String(200))
+    position: Mapped[str | None] = mapped_column(String(100))
+    address: Mapped[str | None] = mapped_column(Text)
+    birthday: Mapped[date | None] = mapped_column(Date)
+    hobbies: Mapped[str | None] = mapped_column(Text)
+    occupation: Mapped[str | None] = mapped_column(String(100))
+    wechat_id: Mapped[str | None] = mapped_column(String(64))
+    qq_id: Mapped[str | None] = mapped_column(String(32))
+    preferred_channel: Mapped[str | None] = mapped_column(String(16))
+    contact_frequency: Mapped[str | None] = mapped_column(String(32))
+    language: Mapped[str] = mapped_column(String(16), default="zh-CN")
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    tier: Mapped[str | None] = mapped_column(String(1))
+    tier_override: Mapped[str | None] = mapped_column(String(1))
+    # Organisation customers (客户状况记录表).
+    legal_representative: Mapped[str | None] = mapped_column(String(100))
+    general_manager: Mapped[str | None] = mapped_column(String(100))
+    main_business: Mapped[str | None] = mapped_column(Text)
+    employee_count: Mapped[int | None] = mapped_column(Integer)
+    notes: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16), default="manual")  # manual|import|auto|demo
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    phones: Mapped[list[CustomerPhone]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="CustomerPhone.id"
+    )
+    emails: Mapped[list[CustomerEmail]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="CustomerEmail.id"
+    )
+    owners: Mapped[list[CustomerOwner]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin"
+    )
+    tags: Mapped[list[CustomerTag]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+    consents: Mapped[list[Consent]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+
+    @property
+    def effective_tier(self) -> str | None:
+        return self.tier_override or self.tier
+
+
+class CustomerPhone(Base):
+    __tablename__ = "customer_phones"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    number: Mapped[str] = mapped_column(String(20), unique=True)  # E.164
+    label: Mapped[str | None] = mapped_column(String(32))
+
+
+class CustomerEmail(Base):
+    __tablename__ = "customer_emails"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    address: Mapped[str] = mapped_column(String(254), unique=True)  # lower-cased
+    label: Mapped[str | None] = mapped_column(String(32))
+
+
+class CustomerOwner(Base):
+    __tablename__ = "customer_owners"
+
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    since: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CustomerTag(Base):
+    __tablename__ = "customer_tags"
+
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class Consent(Base):
+    """Opt-in/opt-out per purpose (e.g. sms-marketing), with where it came from."""
+
+    __tablename__ = "consents"
+
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
+    )
+    purpose: Mapped[str] = mapped_column(String(32), primary_key=True)
+    granted: Mapped[bool] = mapped_column(Boolean)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    source: Mapped[str | None] = mapped_column(String(64))
+
+
+class TierChange(Base):
+    __tablename__ = "tier_changes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    tier_from: Mapped[str | None] = mapped_column(String(1))
+    tier_to: Mapped[str | None] = mapped_column(String(1))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    reason: Mapped[str] = mapped_column(String(64))
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class Queue(Base):
+    __tablename__ = "queues"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    channels: Mapped[list[str]] = mapped_column(Json, default=list)
+    required_skills: Mapped[list[str]] = mapped_column(Json, default=list)
+    strategy: Mapped[str] = mapped_column(String(16), default="longest-idle")
+    base_priority: Mapped[float] = mapped_column(Float, default=0)
+    sl_threshold_seconds: Mapped[int] = mapped_column(Integer, default=20)
+    max_length: Mapped[int | None] = mapped_column(Integer)
+    offer_timeout_seconds: Mapped[float | None] = mapped_column(Float)
+    wrapup_seconds: Mapped[float | None] = mapped_column(Float)
+    sticky_seconds: Mapped[float] = mapped_column(Float, default=0)
+    dispositions: Mapped[list[str]] = mapped_column(Json, default=list)
+    # {"timezone": "Asia/Shanghai", "weekly": {"mon": [["09:00", "18:00"]]}}; {} = always open.
+    business_hours: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_message_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+    __table_args__ = (
+        # A provider's retry of the same message/call must not make a second contact.
+        UniqueConstraint("channel", "external_id", name="uq_contacts_channel_external_id"),
+        Index("ix_contacts_customer_created", "customer_id", "created_at"),
+        Index("ix_contacts_state", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    direction: Mapped[str] = mapped_column(String(16), default="inbound")
+    state: Mapped[str] = mapped_column(String(16))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    queue_id: Mapped[int] = mapped_column(ForeignKey("queues.id"))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
+    tier: Mapped[str | None] = mapped_column(String(1))
+    from_address: Mapped[str | None] = mapped_column(String(254))
+    to_address: Mapped[str | None] = mapped_column(String(254))
+    subject: Mapped[str | None] = mapped_column(String(300))
+    body: Mapped[str | None] = mapped_column(Text)
+    external_id: Mapped[str | None] = mapped_column(String(128))
+    disposition: Mapped[str | None] = mapped_column(String(64))
+    notes: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Message(Base):
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
+    direction: Mapped[str] = mapped_column(String(16))
+    author_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    body: Mapped[str] = mapped_column(Text)
+    private: Mapped[bool] = mapped_column(Boolean, default=False)  # agent notes
+    external_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    meta: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ContactEvent(Base):
+    """Append-only: rows are inserted, never updated. Every statistic derives from it."""
+
+    __tablename__ = "contact_events"
+    __table_args__ = (Index("ix_contact_events_at", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    kind: Mapped[str] = mapped_column(String(24))
+    contact_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    queue_id: Mapped[int] = mapped_column(Integer)
+    agent_id: Mapped[int | None] = mapped_column(Integer)
+    data: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+
+
+class AuditEntry(Base):
+    """Every edit of a customer record: who, when, what it was before and after."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_entity", "entity", "entity_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    entity: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[int] = mapped_column(BigInteger)
+    action: Mapped[str] = mapped_column(String(16))
+    before: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    after: Mapped[dict[str, Any] | None] = mapped_column(Json)

@@ -1,0 +1,83 @@
+"""Shared fixtures: the same tests run on the embedded default and on PostgreSQL (+ Redis).
+
+Outside CI a missing PostgreSQL or Redis skips those variants with the reason; with CI=true it
+fails, because CI has both and a skipped backend would hide a broken one.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from urllib.parse import urlparse
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contactcenter.storage.db import make_engine, upgrade
+from contactcenter.storage.models import Base
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+PG_URL = os.environ.get("CC_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("CC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # a Monday, 10:00 in Shanghai
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parsed = urlparse(url.replace("+asyncpg", ""))
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), 1):
+            return True
+    except OSError:
+        return False
+
+
+def require(url: str, default_port: int, what: str) -> None:
+    if _reachable(url, default_port):
+        return
+    if IN_CI:
+        pytest.fail(f"{what} must be reachable at {url} when CI=true")
+    pytest.skip(f"{what} not reachable at {url}")
+
+
+_pg_migrated = False
+
+
+async def _fresh_postgres() -> AsyncEngine:
+    global _pg_migrated
+    engine = make_engine(PG_URL)
+    if not _pg_migrated:
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+        await upgrade(engine)
+        _pg_migrated = True
+    else:
+        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+        async with engine.begin() as conn:
+            await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    return engine
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db_url(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[str]:  # noqa: ANN001
+    """A migrated, empty database; the URL, for code that makes its own engine."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'cc.db'}"
+        engine = make_engine(url)
+        await upgrade(engine)
+    else:
+        require(PG_URL, 5432, "PostgreSQL")
+        url = PG_URL
+        engine = await _fresh_postgres()
+    await engine.dispose()
+    yield url
+
+
+@pytest.fixture
+async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+    eng = make_engine(db_url)
+    yield eng
+    await eng.dispose()
