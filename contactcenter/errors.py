@@ -13,6 +13,13 @@ class ContactCenterError(Exception):
         self.details = details
 
 
+class BadRequest(ContactCenterError):
+    """The request could not be read at all (not JSON, wrong shape)."""
+
+    status = 400
+    code = "bad-request"
+
+
 class InvalidInput(ContactCenterError):
     status = 422
     code = "invalid"

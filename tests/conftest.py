@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from urllib.parse import urlparse
@@ -28,7 +29,8 @@ NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # a Monday, 10:00 in Shanghai
 def _reachable(url: str, default_port: int) -> bool:
     parsed = urlparse(url.replace("+asyncpg", ""))
     try:
-        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), 1):
+        address = (parsed.hostname or "127.0.0.1", parsed.port or default_port)
+        with socket.create_connection(address, 1):
             return True
     except OSError:
         return False
@@ -62,7 +64,7 @@ async def _fresh_postgres() -> AsyncEngine:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def db_url(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[str]:  # noqa: ANN001
+async def db_url(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[str]:
     """A migrated, empty database; the URL, for code that makes its own engine."""
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'cc.db'}"
@@ -81,3 +83,13 @@ async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
     eng = make_engine(db_url)
     yield eng
     await eng.dispose()
+
+
+@pytest.fixture
+def stack(db_url: str) -> tuple[str, str | None, str]:
+    """(database URL, Redis URL or None, key prefix): embedded = SQLite + in-process broker,
+    scale-out = PostgreSQL + Redis. A fresh prefix keeps each test's Redis keys apart."""
+    if db_url.startswith("sqlite"):
+        return db_url, None, "cc"
+    require(REDIS_URL, 6379, "Redis")
+    return db_url, REDIS_URL, f"cctest-{uuid.uuid4().hex[:8]}"

@@ -64,27 +64,35 @@ class AgentSocket:
 
     async def _sender(self) -> None:
         while True:
-            message = await self._outbox.get()
-            seq = message.get("seq")
+            item = await self._outbox.get()
+            if "batch" in item:
+                # A resync the client asked for goes out whole, whatever was sent before.
+                for message in item["batch"]:
+                    await self._send(message)
+                self._sent = max((m.get("seq") or 0 for m in item["batch"]), default=self._sent)
+                continue
+            seq = item.get("seq")
+            if seq is not None and seq <= self._sent:
+                continue  # the catch-up already carried it
+            await self._send(item)
             if seq is not None:
-                if seq <= self._sent:
-                    continue  # already sent by a replay
                 self._sent = seq
-            await self.ws.send_str(dumps(message))
-            if message.get("type") == "offer":
-                _observe_pop_latency(message)
 
-    async def _send_catch_up(self, last_seq: int | None) -> None:
+    async def _send(self, message: dict[str, Any]) -> None:
+        await self.ws.send_str(dumps(message))
+        if message.get("type") == "offer":
+            _observe_pop_latency(message)
+
+    async def _catch_up(self, last_seq: int | None) -> list[dict[str, Any]]:
+        """What a client that saw `last_seq` missed, or a snapshot when that is gone."""
         if last_seq is not None:
             missed = await self.rt.broker.replay(self.agent_id, last_seq)
             if missed is not None:
-                for message in missed:
-                    self._outbox.put_nowait(message)
-                self._sent = max(self._sent, last_seq)
-                return
-        await self._send_snapshot()
+                return missed
+        return [await self._snapshot()]
 
-    async def _send_snapshot(self) -> None:
+    async def _snapshot(self) -> dict[str, Any]:
+        # Read the number first: later numbered messages are newer than this snapshot.
         seq = await self.rt.broker.last_seq(self.agent_id)
         async with self.rt.sessions() as session:
             contacts = (await session.scalars(
@@ -97,12 +105,8 @@ class AgentSocket:
                 queue = await session.get(Queue, contact.queue_id)
                 assert customer is not None
                 items.append(await build_screen_pop(session, contact, customer, queue))
-        # Later numbered messages are newer than this snapshot; earlier ones are in it.
-        self._sent = max(self._sent, seq)
-        await self.ws.send_str(dumps({
-            "type": "snapshot", "seq": seq, "agent": user_public(self.user),
-            "status": self.status, "contacts": items,
-        }))
+        return {"type": "snapshot", "seq": seq, "agent": user_public(self.user),
+                "status": self.status, "contacts": items}
 
     async def _say(self, message: dict[str, Any]) -> None:
         await self.rt.broker.deliver(self.agent_id, message)
@@ -149,7 +153,8 @@ class AgentSocket:
                 await self._reply(_int(m, "contact_id"), m.get("body"))
             elif kind == "resync":
                 last = m.get("last_seq")
-                await self._send_catch_up(last if isinstance(last, int) else None)
+                batch = await self._catch_up(last if isinstance(last, int) else None)
+                self._outbox.put_nowait({"batch": batch})
             elif kind == "ping":
                 await self.ws.send_str(dumps({"type": "pong"}))
             else:
@@ -193,11 +198,16 @@ class AgentSocket:
         sockets[self.agent_id] = self
         if previous is not None:
             await previous.ws.close(code=4000, message=b"replaced by a newer connection")
+        # Subscribe before catching up, send the catch-up, then start the live sender: live
+        # messages queue meanwhile and those the catch-up already covered are skipped.
         unsubscribe = self.rt.broker.subscribe(agent_channel(self.agent_id), self._on_broker)
-        sender = asyncio.create_task(self._sender())
         metrics.CONNECTED.inc()
+        sender: asyncio.Task[None] | None = None
         try:
-            await self._send_catch_up(last_seq)
+            for message in await self._catch_up(last_seq):
+                await self._send(message)
+                self._sent = max(self._sent, message.get("seq") or 0)
+            sender = asyncio.create_task(self._sender())
             await self.rt.broker.heartbeat([self.agent_id], 3 * self.rt.settings.heartbeat_seconds)
             await self.rt.broker.submit(self.announce())
             async for msg in self.ws:
@@ -208,9 +218,10 @@ class AgentSocket:
         finally:
             metrics.CONNECTED.dec()
             unsubscribe()
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
+            if sender is not None:
+                sender.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sender
             if sockets.get(self.agent_id) is self:
                 del sockets[self.agent_id]
                 await self.rt.broker.clear_presence(self.agent_id)

@@ -19,7 +19,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from contactcenter.domain import Role
-from contactcenter.errors import InvalidInput
+from contactcenter.errors import BadRequest
 from contactcenter.runtime import Runtime
 from contactcenter.server.auth import authenticate
 from contactcenter.server.keys import RUNTIME
@@ -76,8 +76,17 @@ class Api:
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.endpoints.append(
-                Endpoint(method, path, handler, role, summary, body, query, status,
-                         tag or path.strip("/").split("/")[0])
+                Endpoint(
+                    method,
+                    path,
+                    handler,
+                    role,
+                    summary,
+                    body,
+                    query,
+                    status,
+                    tag or path.strip("/").split("/")[0],
+                )
             )
             return handler
 
@@ -103,9 +112,12 @@ class Api:
                 "operationId": ep.handler.__name__,
                 "responses": {
                     str(ep.status): {"description": "OK"},
-                    "4XX": {"description": "Error",
-                            "content": {"application/json": {
-                                "schema": {"$ref": "#/components/schemas/Error"}}}},
+                    "4XX": {
+                        "description": "Error",
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                        },
+                    },
                 },
             }
             if ep.role is not None:
@@ -118,23 +130,41 @@ class Api:
             if ep.query is not None:
                 schema = ep.query.model_json_schema()
                 for name, prop in schema.get("properties", {}).items():
-                    params.append({"name": name, "in": "query",
-                                   "required": name in schema.get("required", []),
-                                   "schema": prop})
+                    params.append(
+                        {
+                            "name": name,
+                            "in": "query",
+                            "required": name in schema.get("required", []),
+                            "schema": prop,
+                        }
+                    )
             if params:
                 op["parameters"] = params
             if ep.body is not None:
                 schema = ep.body.model_json_schema(ref_template="#/components/schemas/{model}")
                 schemas.update(schema.pop("$defs", {}))
                 schemas[ep.body.__name__] = schema
-                op["requestBody"] = {"required": True, "content": {"application/json": {
-                    "schema": {"$ref": f"#/components/schemas/{ep.body.__name__}"}}}}
+                op["requestBody"] = {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": f"#/components/schemas/{ep.body.__name__}"}
+                        }
+                    },
+                }
             paths.setdefault(self.prefix + ep.path, {})[ep.method.lower()] = op
         schemas["Error"] = {
             "type": "object",
-            "properties": {"error": {"type": "object", "properties": {
-                "code": {"type": "string"}, "message": {"type": "string"},
-                "details": {}}}},
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "properties": {
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                        "details": {},
+                    },
+                }
+            },
         }
         return {
             "openapi": "3.1.0",
@@ -151,8 +181,7 @@ def _wrap(ep: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]
     async def handle(request: web.Request) -> web.StreamResponse:
         rt = request.app[RUNTIME]
         user = await authenticate(rt, request, ep.role) if ep.role is not None else None
-        call = Call(request, rt, user,
-                    params={k: int(v) for k, v in request.match_info.items()})
+        call = Call(request, rt, user, params={k: int(v) for k, v in request.match_info.items()})
         if ep.query is not None:
             call.query = ep.query.model_validate(dict(request.query))
         if ep.body is not None:
@@ -160,9 +189,9 @@ def _wrap(ep: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]
             try:
                 data = json.loads(raw) if raw else None
             except (ValueError, UnicodeDecodeError):
-                raise InvalidInput("the request body is not valid JSON") from None
+                raise BadRequest("the request body is not valid JSON") from None
             if not isinstance(data, dict):
-                raise InvalidInput("the request body must be a JSON object")
+                raise BadRequest("the request body must be a JSON object")
             call.body = ep.body.model_validate(data)
         result = await ep.handler(call)
         if isinstance(result, web.StreamResponse):

@@ -1,0 +1,293 @@
+"""End to end through one server: an integration posts contacts, `websockets` clients play
+agents. Each test runs on the embedded default and on PostgreSQL + Redis (see `stack`)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from harness import Agent, Api, Node, add_queue, add_user, login, start_node
+from sqlalchemy import func, select
+
+from contactcenter.clock import ManualClock, utc
+from contactcenter.customers import CustomerIn, create_customer
+from contactcenter.storage.models import Contact, ContactEvent, Customer
+
+
+@pytest.fixture
+async def clock() -> ManualClock:
+    return ManualClock(1_795_000_000.0)
+
+
+@pytest.fixture
+async def node(stack: tuple[str, str | None, str], clock: ManualClock) -> AsyncIterator[Node]:
+    n = await start_node(*stack, clock=clock)
+    yield n
+    await n.stop()
+
+
+@pytest.fixture
+async def integration(node: Node) -> AsyncIterator[Api]:
+    await add_user(node, "boss", role="supervisor")
+    api = Api(node, await login(node, "boss"))
+    yield api
+    await api.close()
+
+
+async def connect_agent(node: Node, username: str, **kw: object) -> Agent:
+    user_id = await add_user(node, username, **kw)  # type: ignore[arg-type]
+    agent = await Agent.connect(node, await login(node, username), user_id)
+    snapshot = await agent.recv()
+    assert snapshot["type"] == "snapshot"
+    await agent.expect("status", status="away")  # an agent starts away
+    return agent
+
+
+async def test_offer_carries_screen_pop_and_contact_runs_to_wrapup(
+    node: Node, integration: Api
+) -> None:
+    queue_id = await add_queue(node, "support", required_skills=["support"])
+    async with node.rt.sessions.begin() as session:
+        known = await create_customer(
+            session, CustomerIn(name="王芳", phones=["+86 138 0013 8000"], tier="A"),
+            actor_id=None, now=utc(node.rt.clock.now()),
+        )
+    first = await integration.post_contact("+8613800138000", "first question")
+    agent = await connect_agent(node, "li", skills=["support"])
+    await agent.nothing_for(0.5)  # queued work waits while the agent is away
+
+    await agent.available()
+    offer = await agent.expect("offer")
+    assert offer["contact"]["id"] == first["id"]
+    assert offer["customer"]["name"] == "王芳"
+    assert offer["customer"]["tier"] == "A"
+    assert offer["customer"]["id"] == known.id
+    await agent.send(type="accept", contact_id=first["id"])
+    await agent.expect("contact", contact__state="active")
+    await agent.send(type="end", contact_id=first["id"])
+    await agent.expect("contact", contact__state="wrapup")
+    await agent.send(type="wrapup", contact_id=first["id"], disposition="resolved",
+                     notes="explained the warranty")
+    await agent.expect("contact", contact__state="closed")
+
+    # The second contact's screen-pop shows the first in the history.
+    second = await integration.post_contact("+86 138-0013-8000", "again")
+    offer = await agent.expect("offer")
+    assert offer["contact"]["id"] == second["id"]
+    history = {h["contact_id"]: h for h in offer["history"]}
+    assert history[first["id"]]["disposition"] == "resolved"
+    assert history[first["id"]]["notes"] == "explained the warranty"
+
+    status, detail = await integration.call("GET", f"/contacts/{first['id']}")
+    assert status == 200
+    assert [e["kind"] for e in detail["events"]] == [
+        "entered", "offered", "accepted", "ended", "completed"]
+    assert all(e["queue_id"] == queue_id for e in detail["events"])
+    await agent.close()
+
+
+async def test_unknown_sender_becomes_a_new_customer_shown_as_new(
+    node: Node, integration: Api
+) -> None:
+    await add_queue(node, "support")
+    agent = await connect_agent(node, "li")
+    await agent.available()
+    posted = await integration.post_contact("+1 415 555 0100", "hi, new here")
+    offer = await agent.expect("offer")
+    assert offer["customer"]["is_new"] is True
+    assert offer["history"] == []
+    async with node.rt.sessions() as session:
+        customer = await session.get(Customer, posted["customer_id"])
+        assert customer is not None
+        assert [p.number for p in customer.phones] == ["+14155550100"]
+    await agent.close()
+
+
+async def test_wrapup_needs_a_disposition_of_the_queue(node: Node, integration: Api) -> None:
+    await add_queue(node, "support", dispositions=["resolved"])
+    agent = await connect_agent(node, "li")
+    await agent.available()
+    contact = await integration.post_contact("+8613900139000")
+    await agent.expect("offer")
+    await agent.send(type="accept", contact_id=contact["id"])
+    await agent.expect("contact", contact__state="active")
+    await agent.send(type="wrapup", contact_id=contact["id"], disposition="whatever")
+    error = await agent.expect("error")
+    assert "resolved" in error["message"]
+    await agent.send(type="wrapup", contact_id=contact["id"], disposition="resolved")
+    await agent.expect("contact", contact__state="closed", contact__disposition="resolved")
+    await agent.close()
+
+
+async def test_offer_timeout_moves_to_next_agent_and_three_misses_make_away(
+    node: Node, integration: Api, clock: ManualClock
+) -> None:
+    await add_queue(node, "support", offer_timeout_seconds=15)
+    sleepy = await connect_agent(node, "sleepy")
+    await sleepy.available()
+    await asyncio.sleep(0.1)  # the other agent becomes idle later, so sleepy is offered first
+    clock.advance(1)
+    other = await connect_agent(node, "other")
+    await other.available()
+
+    contact = await integration.post_contact("+8613700137000")
+    offer = await sleepy.expect("offer")
+    assert offer["contact"]["id"] == contact["id"]
+    clock.advance(16)
+    await sleepy.expect("offer_revoked", contact_id=contact["id"])
+    rerouted = await other.expect("offer")
+    assert rerouted["contact"]["id"] == contact["id"]
+    await other.send(type="accept", contact_id=contact["id"])
+    await other.expect("contact", contact__state="active")
+    await other.send(type="status", status="away")
+    await other.expect("status", status="away")
+
+    # Two more missed offers in a row and sleepy is put away.
+    for n in range(2):
+        c = await integration.post_contact(f"+861370013700{n + 1}")
+        await sleepy.expect("offer", contact__id=c["id"])
+        clock.advance(16)
+        await sleepy.expect("offer_revoked", contact_id=c["id"])
+    status = await sleepy.expect("status")
+    assert status["status"] == "away" and status["reason"] == "missed-offers"
+    await sleepy.close()
+    await other.close()
+
+
+async def test_reconnect_replays_missed_events_by_sequence_number(
+    node: Node, integration: Api
+) -> None:
+    await add_queue(node, "support")
+    user_id = await add_user(node, "li")
+    token = await login(node, "li")
+    agent = await Agent.connect(node, token, user_id)
+    await agent.recv()  # snapshot
+    await agent.available()
+    contact = await integration.post_contact("+8613600136000")
+    offer = await agent.expect("offer")
+    seen_before = offer["seq"]
+    await agent.close()
+
+    # Reconnecting with the last number it saw: everything after it, nothing before.
+    again = await Agent.connect(node, token, user_id, last_seq=seen_before - 1)
+    replayed = await again.recv()
+    assert replayed["seq"] == seen_before and replayed["type"] == "offer"
+    assert replayed["contact"]["id"] == contact["id"]
+    # The offer was revoked when the agent dropped; the new connection starts away again.
+    later = [await again.recv() for _ in range(2)]
+    assert [m["seq"] for m in later] == [seen_before + 1, seen_before + 2]
+    assert {m["type"] for m in later} == {"offer_revoked", "status"}
+    await again.close()
+
+    # Without a number (or with one too old to replay) a client gets a full snapshot.
+    fresh = await Agent.connect(node, token, user_id)
+    snapshot = await fresh.recv()
+    assert snapshot["type"] == "snapshot" and snapshot["seq"] >= seen_before + 2
+    await fresh.close()
+
+
+async def test_away_and_offline_agents_are_never_offered(node: Node, integration: Api) -> None:
+    await add_queue(node, "support")
+    away = await connect_agent(node, "away")
+    gone = await connect_agent(node, "gone")
+    await gone.available()
+    await gone.close()
+    await asyncio.sleep(0.3)
+    contact = await integration.post_contact("+8613500135000")
+    await away.nothing_for(0.8)
+    async with node.rt.sessions() as session:
+        stored = await session.get(Contact, contact["id"])
+        assert stored is not None and stored.state == "queued" and stored.agent_id is None
+    await away.close()
+
+
+async def test_transfer_to_another_queue(node: Node, integration: Api) -> None:
+    await add_queue(node, "sales", required_skills=["sales"])
+    repairs = await add_queue(node, "repairs", required_skills=["repairs"])
+    seller = await connect_agent(node, "seller", skills=["sales"])
+    fixer = await connect_agent(node, "fixer", skills=["repairs"])
+    await seller.available()
+    await fixer.available()
+    contact = await integration.post_contact("+8613400134000", queue="sales")
+    await seller.expect("offer", contact__id=contact["id"])
+    await seller.send(type="accept", contact_id=contact["id"])
+    await seller.expect("contact", contact__state="active")
+    await seller.send(type="transfer", contact_id=contact["id"], queue_id=repairs)
+    moved = await fixer.expect("offer")
+    assert moved["contact"]["id"] == contact["id"] and moved["contact"]["queue_id"] == repairs
+    await seller.close()
+    await fixer.close()
+
+
+async def test_repeated_external_id_is_stored_once(node: Node, integration: Api) -> None:
+    await add_queue(node, "support")
+    first = await integration.post_contact("+8613300133000", external_id="crm-42")
+    status, again = await integration.call(
+        "POST", "/contacts", json={"from": "+8613300133000", "body": "x", "external_id": "crm-42"})
+    assert status == 201 and again["created"] is False
+    assert again["contact"]["id"] == first["id"]
+    async with node.rt.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Contact)) == 1
+
+
+async def test_supervisor_socket_pushes_live_queue_statistics(
+    node: Node, integration: Api
+) -> None:
+    await add_queue(node, "support", sl_threshold_seconds=20)
+    async with aiohttp.ClientSession() as http, http.ws_connect(
+        f"{node.ws_url}/supervisor/ws?token={integration.token}"
+    ) as board:
+        await integration.post_contact("+8613200132000")
+        await integration.post_contact("+8613200132001")
+
+        async def until(predicate) -> dict:
+            while True:
+                stats = await asyncio.wait_for(board.receive_json(), 5)
+                q = next((q for q in stats["queues"] if q["name"] == "support"), None)
+                if q is not None and predicate(q):
+                    return q
+
+        q = await until(lambda q: q["waiting"] == 2)
+        assert q["entered"] == 2 and q["answered"] == 0
+        agent = await connect_agent(node, "li")
+        await agent.available()
+        offer = await agent.expect("offer")
+        await agent.send(type="accept", contact_id=offer["contact"]["id"])
+        q = await until(lambda q: q["answered"] == 1)
+        assert q["waiting"] == 1 and q["service_level"] == 1.0
+        await agent.close()
+
+
+async def test_agent_commands_are_checked(node: Node, integration: Api) -> None:
+    await add_queue(node, "support")
+    agent = await connect_agent(node, "li")
+    await agent.ws.send("not json")
+    assert "JSON" in (await agent.expect("error"))["message"]
+    await agent.send(type="accept", contact_id="7")
+    assert "integer" in (await agent.expect("error"))["message"]
+    await agent.send(type="accept", contact_id=999)
+    assert "999" in (await agent.expect("error"))["message"]
+    await agent.send(type="status", status="busy")
+    assert "available" in (await agent.expect("error"))["message"]
+    await agent.send(type="dance")
+    assert "dance" in (await agent.expect("error"))["message"]
+    await agent.close()
+
+
+async def test_event_log_is_append_only_source_of_counts(node: Node, integration: Api) -> None:
+    await add_queue(node, "support")
+    contact = await integration.post_contact("+8613100131000")
+    status, _ = await integration.call("POST", f"/contacts/{contact['id']}/abandon")
+    assert status == 202
+    for _ in range(50):
+        async with node.rt.sessions() as session:
+            kinds = (await session.scalars(select(ContactEvent.kind).where(
+                ContactEvent.contact_id == contact["id"]).order_by(ContactEvent.id))).all()
+        if "abandoned" in kinds:
+            break
+        await asyncio.sleep(0.1)
+    assert kinds == ["entered", "abandoned"]
+    status, again = await integration.call("POST", f"/contacts/{contact['id']}/abandon")
+    assert status == 409 and "abandoned" in again["error"]["message"]
