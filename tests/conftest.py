@@ -93,3 +93,13 @@ def stack(db_url: str) -> tuple[str, str | None, str]:
         return db_url, None, "cc"
     require(REDIS_URL, 6379, "Redis")
     return db_url, REDIS_URL, f"cctest-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def pg_url() -> str:
+    """A migrated, empty PostgreSQL database, for tests that only make sense scaled out."""
+    require(PG_URL, 5432, "PostgreSQL")
+    require(REDIS_URL, 6379, "Redis")
+    engine = await _fresh_postgres()
+    await engine.dispose()
+    return PG_URL
