@@ -83,7 +83,7 @@ class Api:
     http: aiohttp.ClientSession = field(default_factory=aiohttp.ClientSession)
 
     async def call(self, method: str, path: str, **kw: Any) -> tuple[int, Any]:
-        headers = {"Authorization": f"Bearer {self.token}"}
+        headers = {"Authorization": f"Bearer {self.token}", **kw.pop("headers", {})}
         async with self.http.request(method, f"{self.node.url}/api/v1{path}", headers=headers,
                                      **kw) as r:
             text = await r.text()
