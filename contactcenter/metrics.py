@@ -39,5 +39,5 @@ def observe_event(event: Any) -> None:
 def observe_snapshot(snap: dict[str, Any]) -> None:
     for q in snap["queues"]:
         WAITING.labels(q.get("name") or str(q["id"])).set(q["waiting"])
-    for status, n in snap.get("agents_by_state", {}).items():
+    for status, n in snap.get("agent_counts", {}).items():
         AGENTS_BY_STATUS.labels(status).set(n)
