@@ -16,10 +16,11 @@ from sqlalchemy.exc import IntegrityError
 from contactcenter.clock import utc
 from contactcenter.customers import find_or_create_by_address
 from contactcenter.domain import ContactState, Direction
+from contactcenter.errors import Unavailable
 from contactcenter.queues import active_queues, select_queue
 from contactcenter.runtime import Runtime
 from contactcenter.screenpop import build_screen_pop, contact_summary
-from contactcenter.storage.models import Contact, Message
+from contactcenter.storage.models import Contact, Message, Queue
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ async def take_in(rt: Runtime, inbound: Inbound) -> tuple[dict[str, Any], bool]:
                 await active_queues(session), inbound.channel, name=inbound.queue,
                 skill=inbound.skill,
             )
+            _refuse_when_full(rt, queue)
             customer, created = await find_or_create_by_address(
                 session, inbound.channel, inbound.address, now=at,
                 display_name=inbound.display_name,
@@ -80,6 +82,17 @@ async def take_in(rt: Runtime, inbound: Inbound) -> tuple[dict[str, Any], bool]:
         raise
     await rt.broker.submit({"op": "enqueue", "contact": spec, "pop": pop})
     return pop["contact"], True
+
+
+def _refuse_when_full(rt: Runtime, queue: Queue) -> None:
+    """Say no before storing anything when the queue is full (per the latest live snapshot,
+    at most a second old); a contact that slips through is expired by the router itself."""
+    if queue.max_length is None:
+        return
+    waiting = next((q["waiting"] for q in rt.live_stats.get("queues", ())
+                    if q["id"] == queue.id), 0)
+    if waiting >= queue.max_length:
+        raise Unavailable(f"queue {queue.name!r} is full ({waiting} waiting); try again later")
 
 
 async def _by_external_id(rt: Runtime, channel: str, external_id: str) -> dict[str, Any] | None:

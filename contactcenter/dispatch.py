@@ -82,6 +82,7 @@ class Dispatcher:
         self._notes: dict[int, str] = {}
         self._conn: dict[int, str] = {}  # agent -> websocket connection id the router knows
         self._names: dict[int, str] = {}
+        self._open: dict[int, tuple[str, str]] = {}  # contact -> (channel, state), for metrics
         self._queues: dict[int, Queue] = {}
         self._stopping = asyncio.Event()
         self._lease_at = 0.0
@@ -182,6 +183,7 @@ class Dispatcher:
         # Inputs from here on are read after the state is loaded; an input that is also in the
         # loaded state (a contact enqueued meanwhile) is refused by the router as a duplicate.
         self._cursor = await self.rt.broker.tail_id()
+        self._open.clear()
         async with self.rt.sessions() as session:
             queues = await active_queues(session)
             for q in queues:
@@ -203,6 +205,7 @@ class Dispatcher:
                     contact_spec(contact, customer), ContactState(contact.state),
                     contact.agent_id, now, since=since,
                 )
+                self._open[contact.id] = (contact.channel, contact.state)
             stats = LiveStats({q.id: q.sl_threshold_seconds for q in queues}, self._day_of)
             midnight = datetime.combine(
                 self._day_of(now), datetime.min.time(), ZoneInfo(s.timezone)
@@ -221,6 +224,9 @@ class Dispatcher:
                 )
         self.router, self.stats = router, stats
         self._conn.clear()
+        metrics.reset_open_contacts()
+        for channel, state in self._open.values():
+            metrics.contact_moved(channel, None, state)
         log.info("node %s routes now (%d open contacts restored)", self.rt.node_id,
                  len(open_contacts))
         # Agents connected to any node announce themselves again to the new router.
@@ -250,6 +256,7 @@ class Dispatcher:
                 if router.contact_state(spec.id) is not None:
                     return []  # already restored from the database
                 self._pops[spec.id] = m["pop"]
+                self._open[spec.id] = (spec.channel, "new")
                 return router.enqueue(spec, now)
             if op == "connect":
                 a = m["agent"]
@@ -351,6 +358,14 @@ class Dispatcher:
                 continue
             self.stats.apply(e)
             metrics.observe_event(e)
+            if e.contact_id in self._open:
+                channel, before = self._open[e.contact_id]
+                after = None if e.state.is_final else e.state.value
+                metrics.contact_moved(channel, None if before == "new" else before, after)
+                if after is None:
+                    del self._open[e.contact_id]
+                else:
+                    self._open[e.contact_id] = (channel, after)
             if e.kind == EventKind.OFFERED and e.agent_id is not None:
                 pop = self._pops.get(e.contact_id) or await self._rebuild_pop(e.contact_id)
                 contact = {**pop["contact"], "state": "offered", "queue_id": e.queue_id,
@@ -416,6 +431,7 @@ class Dispatcher:
         for contact, customer in rows:
             if (self.router.contact_state(contact.id) is None
                     and contact.queue_id in self._queues):
+                self._open[contact.id] = (contact.channel, "new")
                 effects += self.router.enqueue(contact_spec(contact, customer), now)
         return effects
 

@@ -43,3 +43,8 @@ class Forbidden(ContactCenterError):
 class Unauthorized(ContactCenterError):
     status = 401
     code = "unauthorized"
+
+
+class Unavailable(ContactCenterError):
+    status = 503
+    code = "unavailable"

@@ -11,6 +11,9 @@ from contactcenter.domain import EventKind
 CONTACTS = Counter("cc_contact_events_total", "Contact events by kind and queue", ["kind", "queue"])
 OFFERS = Counter("cc_offers_total", "Offers by outcome", ["outcome"])
 WAITING = Gauge("cc_contacts_waiting", "Contacts waiting in a queue (router node)", ["queue"])
+OPEN_CONTACTS = Gauge(
+    "cc_contacts", "Open contacts by state and channel (router node)", ["state", "channel"]
+)
 AGENTS_BY_STATUS = Gauge("cc_agents", "Agents known to the router by status", ["status"])
 CONNECTED = Gauge("cc_connected_agents", "Agent websockets connected to this node")
 SCREEN_POP = Histogram(
@@ -25,6 +28,18 @@ _OUTCOME = {
     EventKind.REJECTED: "rejected",
     EventKind.OFFER_TIMEOUT: "timeout",
 }
+
+
+def contact_moved(channel: str, before: str | None, after: str | None) -> None:
+    """Keep the open-contact gauge in step with one contact's state change."""
+    if before is not None:
+        OPEN_CONTACTS.labels(before, channel).dec()
+    if after is not None:
+        OPEN_CONTACTS.labels(after, channel).inc()
+
+
+def reset_open_contacts() -> None:
+    OPEN_CONTACTS.clear()
 
 
 def observe_event(event: Any) -> None:

@@ -291,3 +291,33 @@ async def test_event_log_is_append_only_source_of_counts(node: Node, integration
     assert kinds == ["entered", "abandoned"]
     status, again = await integration.call("POST", f"/contacts/{contact['id']}/abandon")
     assert status == 409 and "abandoned" in again["error"]["message"]
+
+
+async def test_a_full_queue_refuses_new_contacts_with_503(node: Node, integration: Api) -> None:
+    await add_queue(node, "tiny", max_length=2)
+    for n in range(2):
+        await integration.post_contact(f"+861300130000{n}")
+    for _ in range(50):  # the live snapshot (published each second) sees both waiting
+        if any(q["waiting"] == 2 for q in node.rt.live_stats.get("queues", [])):
+            break
+        await asyncio.sleep(0.1)
+    status, body = await integration.call("POST", "/contacts",
+                                          json={"from": "+8613000130009", "body": "x"})
+    assert status == 503 and "full" in body["error"]["message"]
+    async with node.rt.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Contact)) == 2
+
+
+async def test_metrics_count_open_contacts_by_state_and_channel(
+    node: Node, integration: Api
+) -> None:
+    await add_queue(node, "support")
+    await integration.post_contact("+8613000131000", channel="sms")
+    async with aiohttp.ClientSession() as http:
+        for _ in range(50):
+            async with http.get(f"{node.url}/metrics") as r:
+                text = await r.text()
+            if 'cc_contacts{channel="sms",state="queued"} 1.0' in text:
+                break
+            await asyncio.sleep(0.1)
+    assert 'cc_contacts{channel="sms",state="queued"} 1.0' in text
