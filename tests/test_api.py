@@ -125,6 +125,9 @@ async def test_unknown_routes_and_ids_are_json_404s(node: Node, as_: dict[str, A
 
 async def test_customer_edits_are_audited_and_searchable(as_: dict[str, Api]) -> None:
     agent = as_["agent"]
+    status, body = await agent.call("POST", "/customers", json={"name": "x", "tier": "A"})
+    assert status == 403 and "supervisor" in body["error"]["message"]
+    agent = as_["boss"]  # tiers are a supervisor's call
     status, created = await agent.call("POST", "/customers", json={
         "name": "李伟", "phones": ["138 0013 8000"], "emails": ["Li.Wei@Example.com"],
         "birthday": "1980-02-29", "tier": "B"})
@@ -135,6 +138,8 @@ async def test_customer_edits_are_audited_and_searchable(as_: dict[str, Api]) ->
         "name": "Someone", "phones": ["+86 138 0013 8000"]})
     assert status == 409 and str(cid) in body["error"]["message"]
 
+    status, body = await as_["agent"].call("PATCH", f"/customers/{cid}", json={"tier": "A"})
+    assert status == 403
     status, edited = await agent.call("PATCH", f"/customers/{cid}", json={
         "employer": "长城公司", "tier": "A"})
     assert status == 200 and edited["employer"] == "长城公司"

@@ -17,8 +17,20 @@ from contactcenter.customers import (
     update_customer,
 )
 from contactcenter.domain import Role
+from contactcenter.errors import Forbidden
 from contactcenter.server.api import api
 from contactcenter.server.endpoint import Call
+
+_TIER_FIELDS = {"tier", "tier_override"}
+
+
+def _tier_is_a_supervisors_call(call: Call, data: CustomerIn | CustomerPatch) -> None:
+    """Tiers come from grading; only a supervisor may set or override one (and it is logged)."""
+    # In a patch, clearing a tier counts too; on create, only a tier actually given.
+    touched = {f for f in _TIER_FIELDS & data.model_fields_set
+               if isinstance(data, CustomerPatch) or getattr(data, f) is not None}
+    if touched and not Role(call.actor.role).includes(Role.SUPERVISOR):
+        raise Forbidden(f"only a supervisor may set {' or '.join(sorted(touched))}")
 
 
 class SearchQuery(BaseModel):
@@ -39,6 +51,7 @@ async def search(call: Call) -> dict[str, Any]:
 @api.route("POST", "/customers", role=Role.AGENT, body=CustomerIn, status=201,
            summary="Create a customer")
 async def create(call: Call) -> dict[str, Any]:
+    _tier_is_a_supervisors_call(call, call.body)
     async with call.rt.sessions.begin() as session:
         customer = await create_customer(session, call.body, actor_id=call.actor.id,
                                          now=utc(call.rt.clock.now()))
@@ -57,6 +70,7 @@ async def read(call: Call) -> dict[str, Any]:
 @api.route("PATCH", "/customers/{customer_id}", role=Role.AGENT, body=CustomerPatch,
            summary="Edit a customer (every change is audited)")
 async def edit(call: Call) -> dict[str, Any]:
+    _tier_is_a_supervisors_call(call, call.body)
     async with call.rt.sessions.begin() as session:
         customer = await update_customer(session, call.params["customer_id"], call.body,
                                          actor_id=call.actor.id, now=utc(call.rt.clock.now()))
