@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
@@ -44,15 +45,16 @@ def _can_see_all(user: User) -> bool:
 
 
 @api.route("POST", "/contacts", role=Role.SUPERVISOR, body=ContactIn, status=201,
-           summary="Create an inbound contact from an integration; it is queued and routed")
+           summary="Create an inbound contact from an integration; it is queued and routed "
+                   "(200 with the stored contact when external_id repeats)")
 async def create(call: Call) -> Any:
     b: ContactIn = call.body
     contact, created = await take_in(call.rt, Inbound(
         channel=b.channel.value, address=b.from_, body=b.body, subject=b.subject, queue=b.queue,
         skill=b.skill, external_id=b.external_id, display_name=b.name,
     ))
-    if not created:
-        return {"contact": contact, "created": False}
+    if not created:  # a repeat of an external id: the stored contact, nothing new
+        return web.json_response({"contact": contact, "created": False}, status=200)
     return {"contact": contact, "created": True}
 
 
