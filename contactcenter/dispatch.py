@@ -360,6 +360,9 @@ class Dispatcher:
             metrics.observe_event(e)
             if e.contact_id in self._open:
                 channel, before = self._open[e.contact_id]
+                hook = self.rt.event_hooks.get(channel)
+                if hook is not None:
+                    self.rt.spawn(hook(self.rt, e))
                 after = None if e.state.is_final else e.state.value
                 metrics.contact_moved(channel, None if before == "new" else before, after)
                 if after is None:

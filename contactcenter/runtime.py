@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -13,9 +15,16 @@ from contactcenter.broker import Broker, make_broker
 from contactcenter.clock import Clock, SystemClock
 from contactcenter.settings import Settings
 from contactcenter.storage.db import make_engine, sessionmaker
+from contactcenter.templates import Templates
 
 if TYPE_CHECKING:
     from contactcenter.dispatch import Dispatcher
+    from contactcenter.outbound import Sender
+    from contactcenter.routing import ContactEvent
+
+# Called on the routing node for each event of a contact on the hook's channel (voice: connect
+# the caller when an agent accepts). Runs in the background; it must not block routing.
+EventHook = Callable[["Runtime", "ContactEvent"], Awaitable[None]]
 
 
 @dataclass
@@ -27,8 +36,20 @@ class Runtime:
     broker: Broker
     node_id: str
     dispatcher: Dispatcher | None = None
+    templates: Templates = field(default_factory=Templates.load)
     # The latest supervisor snapshot seen on this node (from the leader's broadcast).
     live_stats: dict[str, Any] = field(default_factory=dict)
+    # Filled by the channel adapters when they are mounted (see channels/__init__.py).
+    senders: dict[str, Sender] = field(default_factory=dict)
+    event_hooks: dict[str, EventHook] = field(default_factory=dict)
+    _background: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run in the background, keeping a reference so the task is not collected early."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
@@ -41,4 +62,5 @@ class Runtime:
             sessions=sessionmaker(engine),
             broker=make_broker(settings.redis_url, node_id, settings.redis_prefix),
             node_id=node_id,
+            templates=Templates.load(settings.messages_file),
         )

@@ -33,10 +33,30 @@ class Settings(BaseSettings):
     max_missed_offers: int = 3
     heartbeat_seconds: float = 10.0  # websocket ping; presence expires after 3 missed
 
+    # Twilio: webhooks are signed with the auth token over CC_PUBLIC_URL + path.
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = None
+    twilio_api_base: str | None = None  # e.g. a fake Twilio on loopback in tests
+    sms_conversation_hours: float = 24.0  # an SMS within this joins the open conversation
+    ivr_file: Path | None = None  # IVR menus per called number; default channels/ivr.toml
+    callback_offer_seconds: float = 120.0  # waiting callers may then press 1 for a callback
+
+    # Email in (our SMTP server) and out (a relay).
     inbound_smtp_host: str = "127.0.0.1"
     inbound_smtp_port: int = 2525
+    inbound_smtp_max_bytes: int = 10 * 1024 * 1024
+    email_domain: str = "support.example.com"  # we accept mail for it; reply+<token>@ it
+    email_address: str = "support@support.example.com"  # From: of our mail
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+
+    company_name: str = "contactcenter"  # {{ company }} in message templates
+    messages_file: Path | None = None  # a company's copy of contactcenter/messages.toml
+    # Pauses between attempts to send an outbound message; then it is marked failed.
+    send_retry_seconds: list[float] = Field(default_factory=lambda: [2.0, 10.0, 60.0])
 
     log_level: str = "INFO"
 

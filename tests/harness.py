@@ -37,9 +37,13 @@ class Node:
         await self.runner.cleanup()
 
 
-async def start_node(db_url: str, redis_url: str | None, prefix: str, clock: Clock) -> Node:
+async def start_node(
+    db_url: str, redis_url: str | None, prefix: str, clock: Clock, **settings_: Any
+) -> Node:
+    """A server node on a free loopback port; `settings_` override Settings fields (e.g. the
+    Twilio ones from fake_twilio.twilio_settings, or an SMTP port)."""
     settings = Settings(database_url=db_url, redis_url=redis_url, redis_prefix=prefix,
-                        node_id=f"test-{uuid.uuid4().hex[:6]}")
+                        node_id=f"test-{uuid.uuid4().hex[:6]}", **settings_)
     rt = Runtime.build(settings, clock=clock)
     runner = web.AppRunner(create_app(rt), access_log=None)
     await runner.setup()

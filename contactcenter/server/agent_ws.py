@@ -22,7 +22,9 @@ from sqlalchemy import select
 from contactcenter import metrics
 from contactcenter.broker.base import agent_channel, dumps
 from contactcenter.clock import utc
+from contactcenter.contacts import message_public
 from contactcenter.domain import AgentStatus, ContactState, Direction, Role
+from contactcenter.outbound import send_message
 from contactcenter.runtime import Runtime
 from contactcenter.screenpop import build_screen_pop
 from contactcenter.server.auth import authenticate
@@ -176,12 +178,12 @@ class AgentSocket:
                 raise ValueError(f"contact {contact_id} is not active for you")
             message = Message(contact_id=contact.id, conversation_id=contact.conversation_id,
                               direction=Direction.OUTBOUND.value, author_user_id=self.agent_id,
-                              body=body, created_at=now, meta={"channel": contact.channel})
+                              body=body, created_at=now, meta={}, status="queued")
             session.add(message)
             await session.flush()
-            sent = {"id": message.id, "direction": message.direction, "body": body,
-                    "author_user_id": self.agent_id, "created_at": now.isoformat()}
-        await self._say({"type": "message", "contact_id": contact_id, "message": sent})
+            stored = message_public(message)
+        await self._say({"type": "message", "contact_id": contact_id, "message": stored})
+        self.rt.spawn(send_message(self.rt, stored["id"]))
 
     # -- lifecycle ---------------------------------------------------------------------------
     def announce(self) -> dict[str, Any]:

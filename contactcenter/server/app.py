@@ -125,8 +125,10 @@ def create_app(rt: Runtime) -> web.Application:
     app.router.add_get("/agent/ws", agent_ws)
     app.router.add_get("/supervisor/ws", supervisor_ws)
     from agents_ui import mount as mount_ui
+    from channels import mount as mount_channels
 
     mount_ui(app)
+    mount_channels(app)
     app.on_startup.append(_start)
     app.on_cleanup.append(_stop)
     return app

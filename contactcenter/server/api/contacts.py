@@ -6,7 +6,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from contactcenter.contacts import Inbound, take_in
+from contactcenter.contacts import Inbound, message_public, take_in
 from contactcenter.domain import Channel, ContactState, Role
 from contactcenter.errors import Conflict, Forbidden, NotFound
 from contactcenter.screenpop import contact_summary
@@ -49,13 +49,13 @@ def _can_see_all(user: User) -> bool:
                    "(200 with the stored contact when external_id repeats)")
 async def create(call: Call) -> Any:
     b: ContactIn = call.body
-    contact, created = await take_in(call.rt, Inbound(
+    intake = await take_in(call.rt, Inbound(
         channel=b.channel.value, address=b.from_, body=b.body, subject=b.subject, queue=b.queue,
         skill=b.skill, external_id=b.external_id, display_name=b.name,
     ))
-    if not created:  # a repeat of an external id: the stored contact, nothing new
-        return web.json_response({"contact": contact, "created": False}, status=200)
-    return {"contact": contact, "created": True}
+    if intake.duplicate:  # a repeat of an external id: the stored contact, nothing new
+        return web.json_response({"contact": intake.contact, "created": False}, status=200)
+    return {"contact": intake.contact, "created": True}
 
 
 @api.route("GET", "/contacts", role=Role.AGENT, query=ContactList,
@@ -99,9 +99,7 @@ async def read(call: Call) -> dict[str, Any]:
                     "closed_at": contact.closed_at},
         "events": [{"at": e.at.isoformat(), "kind": e.kind, "queue_id": e.queue_id,
                     "agent_id": e.agent_id, "data": e.data} for e in events],
-        "messages": [{"id": m.id, "direction": m.direction, "body": m.body,
-                      "author_user_id": m.author_user_id, "private": m.private,
-                      "created_at": m.created_at.isoformat()} for m in messages],
+        "messages": [message_public(m) for m in messages],
     }
 
 

@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from contactcenter.domain import Channel, Role, Strategy
 from contactcenter.errors import Conflict, NotFound
+from contactcenter.hours import BusinessHours
 from contactcenter.server.api import api
 from contactcenter.server.endpoint import Call
 from contactcenter.storage.models import Queue
@@ -63,6 +64,7 @@ async def list_queues(call: Call) -> dict[str, Any]:
 @api.route("POST", "/queues", role=Role.ADMIN, body=QueueIn, status=201, summary="Create a queue")
 async def create_queue(call: Call) -> dict[str, Any]:
     data = call.body.model_dump(mode="json")
+    BusinessHours.parse(data["business_hours"])  # a clear 422 naming the bad field
     async with call.rt.sessions.begin() as session:
         if await session.scalar(select(Queue.id).where(Queue.name == data["name"])):
             raise Conflict(f"queue {data['name']!r} already exists")
@@ -81,7 +83,9 @@ async def edit_queue(call: Call) -> dict[str, Any]:
         queue = await session.get(Queue, call.params["queue_id"])
         if queue is None:
             raise NotFound(f"no queue {call.params['queue_id']}")
-        for key, value in call.body.model_dump(mode="json", exclude_unset=True).items():
+        changes = call.body.model_dump(mode="json", exclude_unset=True)
+        BusinessHours.parse(changes.get("business_hours"))
+        for key, value in changes.items():
             setattr(queue, key, value)
         result = queue_public(queue)
     await call.rt.broker.submit({"op": "reload"})

@@ -1,0 +1,9 @@
+"""The chat channel adapter (being written)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+
+def mount(app: web.Application) -> None:
+    pass

@@ -1,0 +1,144 @@
+"""Outbound messages: an agent's reply leaves on the contact's own channel.
+
+The message is stored first (status `queued`), then handed to the channel's `Sender`. A failure
+the provider may recover from is retried with backoff; every change of status reaches the agent
+as a `message_status` frame, so a failed send is visible, not silent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import select
+
+from contactcenter.clock import utc
+from contactcenter.runtime import Runtime
+from contactcenter.storage.models import Contact, Conversation, Customer, Message
+
+log = logging.getLogger(__name__)
+
+
+class SendFailed(Exception):
+    def __init__(self, error: str, *, retry: bool = True) -> None:
+        super().__init__(error)
+        self.error = error
+        self.retry = retry
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """Everything a channel needs to send one message, read in one place."""
+
+    message_id: int
+    contact_id: int
+    conversation_id: int | None
+    channel: str
+    to: str | None  # the customer's address: where the contact came from
+    via: str | None  # our address the customer wrote or called to
+    body: str
+    subject: str | None
+    language: str
+    conversation_token: str | None
+    in_reply_to: list[str] = field(default_factory=list)  # earlier provider ids, oldest first
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class Sender(Protocol):
+    async def send(self, rt: Runtime, out: Outgoing) -> str | None:
+        """Send; return the provider's id for this message (for status callbacks), or raise
+        SendFailed."""
+        ...
+
+
+async def load_outgoing(rt: Runtime, message_id: int) -> Outgoing:
+    async with rt.sessions() as session:
+        message = await session.get(Message, message_id)
+        assert message is not None and message.contact_id is not None
+        contact = await session.get(Contact, message.contact_id)
+        assert contact is not None
+        customer = await session.get(Customer, contact.customer_id)
+        conversation = (await session.get(Conversation, contact.conversation_id)
+                        if contact.conversation_id else None)
+        earlier = (await session.scalars(
+            select(Message.external_id).where(Message.conversation_id == message.conversation_id,
+                                              Message.external_id.is_not(None),
+                                              Message.id < message.id).order_by(Message.id)
+        )).all() if message.conversation_id else []
+    return Outgoing(
+        message_id=message.id, contact_id=contact.id, conversation_id=contact.conversation_id,
+        channel=contact.channel, to=contact.from_address, via=contact.to_address,
+        body=message.body, subject=conversation.subject if conversation else contact.subject,
+        language=customer.language if customer else "zh-CN",
+        conversation_token=conversation.token if conversation else None,
+        in_reply_to=[e.split(":", 1)[1] for e in earlier if e],
+        meta=dict(message.meta or {}),
+    )
+
+
+async def send_message(rt: Runtime, message_id: int) -> None:
+    """Send a stored outbound message, retrying per `CC_SEND_RETRY_SECONDS`."""
+    out = await load_outgoing(rt, message_id)
+    sender = rt.senders.get(out.channel)
+    delays = [0.0, *rt.settings.send_retry_seconds]
+    for attempt, delay in enumerate(delays, start=1):
+        if delay:
+            await asyncio.sleep(delay)
+        if sender is None:  # api and callback contacts: the reply is a record, nothing to send
+            await set_status(rt, message_id, "stored", None, attempts=0)
+            return
+        try:
+            provider_id = await sender.send(rt, out)
+        except SendFailed as e:
+            final = not e.retry or attempt == len(delays)
+            await set_status(rt, message_id, "failed" if final else "retrying", e.error,
+                             attempts=attempt)
+            if final:
+                return
+            continue
+        except Exception as e:
+            log.exception("sending message %s on %s failed", message_id, out.channel)
+            await set_status(rt, message_id, "retrying" if attempt < len(delays) else "failed",
+                             f"{type(e).__name__}: {e}", attempts=attempt)
+            continue
+        await set_status(rt, message_id, "sent", None, attempts=attempt,
+                         external_id=f"{out.channel}:{provider_id}" if provider_id else None)
+        return
+
+
+async def set_status(
+    rt: Runtime, message_id: int, status: str, error: str | None, *, attempts: int | None = None,
+    external_id: str | None = None,
+) -> None:
+    """Record a delivery status and tell the agent who wrote the message."""
+    async with rt.sessions.begin() as session:
+        message = await session.get(Message, message_id)
+        if message is None:
+            return
+        message.status, message.error = status, error
+        message.updated_at = utc(rt.clock.now())
+        if attempts is not None:
+            message.attempts = attempts
+        if external_id is not None:  # so the provider's status reports find it
+            message.external_id = external_id
+        agent_id, contact_id = message.author_user_id, message.contact_id
+    if agent_id is not None:
+        await rt.broker.deliver(agent_id, {"type": "message_status", "contact_id": contact_id,
+                                           "message_id": message_id, "status": status,
+                                           "error": error})
+
+
+async def status_by_provider_id(
+    rt: Runtime, channel: str, provider_id: str, status: str, error: str | None
+) -> bool:
+    """A provider's delivery report (e.g. Twilio's StatusCallback); False if unknown."""
+    async with rt.sessions() as session:
+        message_id = await session.scalar(
+            select(Message.id).where(Message.external_id == f"{channel}:{provider_id}")
+        )
+    if message_id is None:
+        return False
+    await set_status(rt, message_id, status, error)
+    return True
