@@ -100,6 +100,48 @@ class BusinessHours:
         return None
 
 
+    def _open_ranges(self, start: date, days: int) -> list[tuple[datetime, datetime]]:
+        out = []
+        for offset in range(days):
+            day = start + timedelta(days=offset)
+            out += [(datetime.combine(day, a, self.zone), datetime.combine(day, b, self.zone))
+                    for a, b in self.ranges_on(day)]
+        return out
+
+    def add_working_time(self, at: datetime, duration: timedelta) -> datetime:
+        """The moment `duration` of business time after `at` ("within 2 working hours")."""
+        left = duration
+        local = at.astimezone(self.zone)
+        for begin, end in self._open_ranges(local.date(), 400):
+            if end <= local:
+                continue
+            begin = max(begin, local)
+            if end - begin >= left:
+                return begin + left
+            left -= end - begin
+        raise ValueError("no business time within 400 days")
+
+    def clip(self, earliest: datetime, latest: datetime) -> tuple[datetime, datetime]:
+        """A due window narrowed to business time (spec §9).
+
+        Due at the first business moment in [earliest, latest], latest at the last one. A window
+        with no business time at all (3–5 days after a repair finished just before the National
+        Day week) moves to the first business day after it: due at its start, latest at its end.
+        """
+        local_from = earliest.astimezone(self.zone)
+        days = (latest.date() - local_from.date()).days + 2
+        inside = [(max(b, earliest), min(e, latest))
+                  for b, e in self._open_ranges(local_from.date(), days)
+                  if b < latest and e > earliest]
+        if inside:
+            return inside[0][0], inside[-1][1]
+        due = self.next_open(latest)
+        if due is None:
+            raise ValueError("no business time within 400 days")
+        day_ranges = self.ranges_on(due.date())
+        return due, datetime.combine(due.date(), day_ranges[-1][1], self.zone)
+
+
 def is_open(business_hours: Mapping[str, Any] | None, at: datetime) -> bool:
     hours = BusinessHours.parse(business_hours)
     return hours is None or hours.is_open(at)
