@@ -42,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--team")
     add.add_argument("--display-name")
 
+    rules = sub.add_parser("rules", help="the callback rules file")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True)
+    check = rules_sub.add_parser("check", help="validate a rules file (default: the active one)")
+    check.add_argument("file", type=Path, nargs="?")
+    rules_sub.add_parser("show", help="print the active rules file")
+
     imp = sub.add_parser("import", help="import data")
     imp_sub = imp.add_subparsers(dest="import_command", required=True)
     cust = imp_sub.add_parser("customers", help="import customers from a CSV file")
@@ -55,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     logs.setup(settings.log_level)
     try:
+        if args.command == "rules":
+            return _rules(settings, args)
         if args.command == "serve":
             if args.host:
                 settings.host = args.host
@@ -68,6 +76,26 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _rules(settings: Settings, args: argparse.Namespace) -> int:
+    from contactcenter.rules.config import SHIPPED, RulesError, load_rules
+
+    active = settings.rules_file or SHIPPED
+    if args.rules_command == "show":
+        print(active.read_text(encoding="utf-8"), end="")
+        return 0
+    path = args.file or active
+    try:
+        rules = load_rules(path)
+    except RulesError as e:
+        print(f"{path}: {len(e.problems)} problem(s)", file=sys.stderr)
+        for problem in e.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    print(f"{path}: OK ({len(rules.callbacks)} callback rules, grading "
+          f"{rules.grading.scheme}, business hours in {rules.calendar.timezone})")
+    return 0
 
 
 async def _once(settings: Settings, args: argparse.Namespace) -> int:
@@ -104,8 +132,10 @@ async def _once(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _serve(settings: Settings, *, demo: bool) -> None:
+    from contactcenter.rules.config import load_rules
     from contactcenter.server.app import create_app
 
+    load_rules(settings.rules_file)  # an invalid rules file stops the start, saying why
     rt = Runtime.build(settings)
     await upgrade(rt.engine)
     if demo:

@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_starttls: bool = False
 
+    # Web chat: the sites (scheme://host[:port]) that may embed the widget; empty = any site.
+    chat_allowed_origins: list[str] = Field(default_factory=list)
+
+    rules_file: Path | None = None  # callback rules; default contactcenter/rules/default_rules.toml
     company_name: str = "contactcenter"  # {{ company }} in message templates
     messages_file: Path | None = None  # a company's copy of contactcenter/messages.toml
     # Pauses between attempts to send an outbound message; then it is marked failed.
