@@ -35,3 +35,5 @@ def test_no_answer_is_retried_three_times_two_hours_apart_then_unreachable() -> 
     assert next_attempt_after_no_answer(1, at, RULES) == datetime(2026, 11, 23, 12, tzinfo=SH)
     assert next_attempt_after_no_answer(3, at, RULES) == datetime(2026, 11, 23, 12, tzinfo=SH)
     assert next_attempt_after_no_answer(4, at, RULES) is None  # 1 call + 3 retries done
+    late = datetime(2026, 11, 27, 17, tzinfo=SH)  # a Friday: 19:00 is closed, so Monday 09:00
+    assert next_attempt_after_no_answer(2, late, RULES) == datetime(2026, 11, 30, 9, tzinfo=SH)

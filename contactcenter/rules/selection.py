@@ -32,4 +32,5 @@ def next_attempt_after_no_answer(attempts_so_far: int, at: datetime, rules: Rule
     r = rules.retries
     if attempts_so_far > r.no_answer_attempts:
         return None
-    return r.no_answer_every.after(at, rules.calendar.hours())
+    hours = rules.calendar.hours()
+    return hours.next_open(r.no_answer_every.after(at, hours))  # callbacks only in hours
