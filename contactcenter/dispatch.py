@@ -348,13 +348,12 @@ class Dispatcher:
     async def _deliver(self, effects: Sequence[Effect]) -> None:
         broker = self.rt.broker
         assert self.stats is not None
-        for agent_id, message in self._errors:
-            await broker.deliver(agent_id, message)
+        out = list(self._errors)  # frames for agents, in order, sent in one batch at the end
         self._errors.clear()
         for e in effects:
             if isinstance(e, AgentStatusChanged):
-                await broker.deliver(e.agent_id, {"type": "status", "status": e.status.value,
-                                                  "reason": e.reason})
+                out.append((e.agent_id, {"type": "status", "status": e.status.value,
+                                         "reason": e.reason}))
                 continue
             self.stats.apply(e)
             metrics.observe_event(e)
@@ -373,20 +372,22 @@ class Dispatcher:
                 pop = self._pops.get(e.contact_id) or await self._rebuild_pop(e.contact_id)
                 contact = {**pop["contact"], "state": "offered", "queue_id": e.queue_id,
                            "expires_at": e.data.get("expires_at")}
-                await broker.deliver(e.agent_id, {**pop, "type": "offer", "contact": contact})
+                out.append((e.agent_id, {**pop, "type": "offer", "contact": contact}))
             elif e.kind in (EventKind.REJECTED, EventKind.OFFER_TIMEOUT, EventKind.ABANDONED):
                 if e.agent_id is not None:
-                    await broker.deliver(e.agent_id, {"type": "offer_revoked",
-                                                      "contact_id": e.contact_id,
-                                                      "reason": e.kind.value})
+                    out.append((e.agent_id, {"type": "offer_revoked",
+                                             "contact_id": e.contact_id,
+                                             "reason": e.kind.value}))
             elif e.agent_id is not None:
-                await broker.deliver(e.agent_id, {
+                out.append((e.agent_id, {
                     "type": "contact",
                     "contact": {"id": e.contact_id, "state": e.state.value,
                                 "queue_id": e.queue_id, "event": e.kind.value, **e.data},
-                })
+                }))
             if e.state.is_final:
                 self._pops.pop(e.contact_id, None)
+        if out:
+            await broker.deliver_many(out)
 
     async def _rebuild_pop(self, contact_id: int) -> dict[str, Any]:
         async with self.rt.sessions() as session:

@@ -62,6 +62,11 @@ class Broker(ABC):
     async def deliver(self, agent_id: int, message: Message) -> int:
         """Number the message in the agent's sequence, keep it for replay, fan it out."""
 
+    async def deliver_many(self, deliveries: list[tuple[int, Message]]) -> None:
+        """Several deliveries in order; brokers with a network round trip batch them."""
+        for agent_id, message in deliveries:
+            await self.deliver(agent_id, message)
+
     @abstractmethod
     async def replay(self, agent_id: int, after_seq: int) -> list[Message] | None:
         """Messages after `after_seq`, or None when some of them are no longer kept."""

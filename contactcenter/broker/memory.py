@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Iterable
+from itertools import islice
 
 from contactcenter.broker.base import REPLAY_DEPTH, Broker, Message, agent_channel
 
@@ -39,7 +40,10 @@ class MemoryBroker(Broker):
                 await asyncio.wait_for(self._arrived.wait(), block)
             except TimeoutError:
                 return []
-        return [(str(i), m) for i, m in self._inputs if i >= start]
+        # Ids are consecutive, so the first wanted one sits at a known offset: no scan.
+        first_kept = self._next_input - len(self._inputs)
+        skip = max(0, start - first_kept)
+        return [(str(i), m) for i, m in islice(self._inputs, skip, None)]
 
     async def hold_lease(self, ttl: float) -> bool:
         return True  # the only process is always the leader

@@ -125,6 +125,17 @@ class RedisBroker(Broker):
             )
         )
 
+    async def deliver_many(self, deliveries: list[tuple[int, Message]]) -> None:
+        # One round trip for a whole batch; the script still numbers each message atomically.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for agent_id, message in deliveries:
+                await self._deliver(
+                    keys=[self._k("seq", agent_id), self._k("buf", agent_id)],
+                    args=[dumps(message), REPLAY_DEPTH, self._k("pub", agent_channel(agent_id))],
+                    client=pipe,
+                )
+            await pipe.execute()
+
     async def replay(self, agent_id: int, after_seq: int) -> list[Message] | None:
         last = await self.last_seq(agent_id)
         if after_seq >= last:
