@@ -5,29 +5,44 @@ anything is acknowledged, keyed by its provider id so that a retry is a no-op. I
 conversation: when that conversation already has a contact in progress, the message joins it and
 reaches the agent who holds it; otherwise a new contact is queued and routed, with its
 screen-pop built here, on the node that took it in.
+
+Group commit: items arriving together are stored together. `take_in` adds its item to the
+node's pending batch; one drain task stores a whole batch with a handful of set-based queries
+and one commit, then answers every caller. Idle, a batch is one item and nothing waits; under
+load the cost per item falls with the batch size. An item's own error (no such queue, queue
+full) fails only that item; a batch that fails as a whole is retried item by item.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactcenter.clock import utc
-from contactcenter.customers import find_or_create_by_address
+from contactcenter.customers import customer_card, customer_histories, find_or_create_many
 from contactcenter.domain import ContactState, Direction
-from contactcenter.errors import NotFound, Unavailable
-from contactcenter.queues import active_queues, select_queue
+from contactcenter.errors import ContactCenterError, NotFound, Unavailable
+from contactcenter.queues import select_queue
 from contactcenter.runtime import Runtime
-from contactcenter.screenpop import build_screen_pop, contact_summary
-from contactcenter.storage.models import Attachment, Contact, Conversation, Message, Queue
+from contactcenter.screenpop import contact_summary
+from contactcenter.storage.models import (
+    Attachment,
+    Contact,
+    Conversation,
+    Customer,
+    Message,
+    Queue,
+)
 
 _IN_PROGRESS = [s.value for s in ContactState if not s.is_final]
+MAX_BATCH = 200
+HISTORY = 20
 
 
 @dataclass(frozen=True)
@@ -56,6 +71,9 @@ class Inbound:
     meta: dict[str, Any] = field(default_factory=dict)  # of the message (media URLs, headers)
     contact_meta: dict[str, Any] | None = None  # of the contact (IVR choice, call details)
     attachments: Sequence[AttachmentIn] = ()
+    # When the customer first asked (epoch seconds), if before now: a queued callback keeps
+    # the caller's place in line. It sets the new contact's created_at and routing order.
+    entered_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -67,118 +85,281 @@ class Intake:
     duplicate: bool  # the provider id was seen before: nothing was stored
 
 
+Pending = tuple[Inbound, "asyncio.Future[Intake]"]
+
+
+class IntakeBatcher:
+    def __init__(self) -> None:
+        self.pending: list[Pending] = []
+        self.draining = False
+
+
 async def take_in(rt: Runtime, inbound: Inbound) -> Intake:
     """Store an inbound item and route it; see the module docstring."""
-    if inbound.external_id is not None:
-        seen = await _seen(rt, inbound)
-        if seen is not None:
-            return seen
+    if rt.intake is None:
+        rt.intake = IntakeBatcher()
+    batcher = rt.intake
+    future: asyncio.Future[Intake] = asyncio.get_running_loop().create_future()
+    batcher.pending.append((inbound, future))
+    if not batcher.draining:
+        batcher.draining = True
+        rt.spawn(_drain(rt, batcher))
+    return await future
+
+
+async def _drain(rt: Runtime, batcher: IntakeBatcher) -> None:
+    try:
+        while batcher.pending:
+            batch = batcher.pending[:MAX_BATCH]
+            del batcher.pending[:MAX_BATCH]
+            await _store(rt, batch)
+    finally:
+        batcher.draining = False
+
+
+async def _store(rt: Runtime, batch: list[Pending]) -> None:
+    try:
+        results = await _take_in_batch(rt, [item for item, _ in batch])
+    except Exception as e:
+        if len(batch) == 1:
+            _settle(batch[0][1], e)
+            return
+        for one in batch:  # find the one that broke it; the others still get in
+            await _store(rt, [one])
+        return
+    for (_, future), result in zip(batch, results, strict=True):
+        _settle(future, result)
+
+
+def _settle(future: asyncio.Future[Intake], result: Intake | BaseException) -> None:
+    if future.done():
+        return
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
+
+
+@dataclass
+class _Plan:
+    """What one item becomes, worked out before anything is written."""
+
+    item: Inbound
+    queue: Queue
+    customer: Customer
+    created_customer: bool
+    conversation: Conversation
+    contact: Contact
+    new_contact: bool
+    message: Message | None = None
+
+
+async def _take_in_batch(rt: Runtime, items: Sequence[Inbound]) -> list[Intake | Exception]:
     now = rt.clock.now()
     at = utc(now)
-    try:
-        async with rt.sessions.begin() as session:
-            queue = select_queue(
-                await active_queues(session), inbound.channel, name=inbound.queue,
-                skill=inbound.skill,
-            )
-            customer, created = await find_or_create_by_address(
-                session, inbound.channel, inbound.address, now=at,
-                display_name=inbound.display_name,
-            )
-            conversation = await _conversation(session, inbound, customer.id, at)
-            live = await session.scalar(
-                select(Contact).where(Contact.conversation_id == conversation.id,
+    results: list[Intake | Exception | None] = [None] * len(items)
+    seen = await _seen(rt, items)
+    first_of: dict[tuple[str, str], int] = {}
+    todo: list[int] = []
+    for i, item in enumerate(items):
+        if i in seen:
+            results[i] = seen[i]
+        elif item.external_id is not None and (item.channel, item.external_id) in first_of:
+            continue  # the same provider item twice in one batch: answered after the first
+        else:
+            if item.external_id is not None:
+                first_of[(item.channel, item.external_id)] = i
+            todo.append(i)
+
+    plans: dict[int, _Plan] = {}
+    async with rt.sessions.begin() as session:
+        queues = await rt.queue_cache.get(session)
+        routable: list[int] = []
+        for i in todo:
+            try:
+                select_queue(queues, items[i].channel, name=items[i].queue, skill=items[i].skill)
+                routable.append(i)
+            except ContactCenterError as e:
+                results[i] = e
+        customers = await find_or_create_many(
+            session, [(items[i].channel, items[i].address, items[i].display_name)
+                      for i in routable], now=at)
+        threads = await _Threads.load(session, [items[i] for i in routable],
+                                      [c for c, _ in customers], at)
+        waiting = _Waiting(rt)
+        for i, (customer, created) in zip(routable, customers, strict=True):
+            item = items[i]
+            queue = select_queue(queues, item.channel, name=item.queue, skill=item.skill)
+            try:
+                conversation = threads.conversation(item, customer, at)
+                live = threads.live(conversation)
+                if live is None:
+                    waiting.take(queue)
+                    entered = now if item.entered_at is None else min(item.entered_at, now)
+                    live = Contact(
+                        channel=item.channel, direction=Direction.INBOUND.value,
+                        state=ContactState.QUEUED.value, customer_id=customer.id,
+                        queue_id=queue.id, tier=customer.effective_tier,
+                        from_address=item.address, to_address=item.to, subject=item.subject,
+                        body=item.body, external_id=item.external_id, meta=item.contact_meta,
+                        created_at=utc(entered),
+                    )
+                    threads.started(conversation, live)
+                    new = True
+                else:
+                    new = False
+            except ContactCenterError as e:
+                results[i] = e
+                continue
+            plans[i] = _Plan(item, queue, customer, created, conversation, live, new)
+        await _write(session, plans, at)
+        histories = await customer_histories(
+            session, {p.customer.id for p in plans.values() if p.new_contact},
+            limit=HISTORY + 1)
+        enqueue, deliveries = [], []
+        for i, p in plans.items():
+            summary = contact_summary(p.contact, p.queue)
+            results[i] = Intake(summary, p.conversation.id,
+                                p.message.id if p.message else None, p.new_contact, False)
+            if p.new_contact:
+                card = customer_card(p.customer)
+                card["is_new"] = p.created_customer or card.get("is_new", False)
+                history = [h for h in histories[p.customer.id]
+                           if h["contact_id"] != p.contact.id][:HISTORY]
+                enqueue.append({
+                    "op": "enqueue",
+                    "contact": {"id": p.contact.id, "queue_id": p.queue.id,
+                                "channel": p.contact.channel,
+                                "entered_at": p.contact.created_at.timestamp(),
+                                "tier": p.contact.tier,
+                                "owner_ids": [o.user_id for o in p.customer.owners]},
+                    "pop": {"contact": summary, "customer": card, "history": history},
+                })
+            elif p.contact.agent_id is not None and p.message is not None:
+                deliveries.append((p.contact.agent_id, {
+                    "type": "message", "contact_id": p.contact.id,
+                    "message": message_public(p.message)}))
+    # Committed: now the router and the agents may hear of it.
+    if enqueue:
+        await rt.broker.submit_many(enqueue)
+    if deliveries:
+        await rt.broker.deliver_many(deliveries)
+    for i in range(len(items)):
+        if results[i] is None:  # a repeat within the batch: the first one's outcome
+            first = results[first_of[(items[i].channel, items[i].external_id or "")]]
+            results[i] = (Intake(first.contact, first.conversation_id, first.message_id,
+                                 new_contact=False, duplicate=True)
+                          if isinstance(first, Intake) else first)
+    return results  # type: ignore[return-value]
+
+
+class _Threads:
+    """Conversations and their contacts in progress for a batch, read in three queries; what
+    the batch itself starts is visible to the items after it."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[int, Conversation] = {}
+        self.recent: dict[tuple[int, str], Conversation] = {}
+        self.live_of: dict[int, Contact] = {}
+        self.started_in_batch: dict[int, Contact] = {}  # id(conversation) -> contact
+
+    @classmethod
+    async def load(cls, session: AsyncSession, items: Sequence[Inbound],
+                   customers: Sequence[Customer], at: datetime) -> _Threads:
+        t = cls()
+        ids = {i.conversation_id for i in items if i.conversation_id is not None}
+        if ids:
+            t.by_id = {c.id: c for c in (await session.scalars(
+                select(Conversation).where(Conversation.id.in_(ids)))).all()}
+        joins = [(c.id, i.channel, i.join_within) for i, c in zip(items, customers, strict=True)
+                 if i.join_within is not None and c.id is not None]
+        if joins:
+            oldest = at - max(w for _, _, w in joins if w is not None)
+            rows = (await session.scalars(
+                select(Conversation).where(
+                    Conversation.customer_id.in_({c for c, _, _ in joins}),
+                    Conversation.channel.in_({ch for _, ch, _ in joins}),
+                    Conversation.last_message_at >= oldest,
+                ).order_by(Conversation.last_message_at))).all()
+            t.recent = {(c.customer_id, c.channel): c for c in rows}  # the latest wins
+        known = set(t.by_id) | {c.id for c in t.recent.values()}
+        if known:
+            for contact in (await session.scalars(
+                select(Contact).where(Contact.conversation_id.in_(known),
                                       Contact.state.in_(_IN_PROGRESS))
-                .order_by(Contact.id.desc()).limit(1)
-            )
-            if live is None:
-                _refuse_when_full(rt, queue)
-                live = Contact(
-                    channel=inbound.channel, direction=Direction.INBOUND.value,
-                    state=ContactState.QUEUED.value, customer_id=customer.id,
-                    queue_id=queue.id, conversation_id=conversation.id,
-                    tier=customer.effective_tier, from_address=inbound.address,
-                    to_address=inbound.to, subject=inbound.subject, body=inbound.body,
-                    external_id=inbound.external_id, meta=inbound.contact_meta, created_at=at,
-                )
-                session.add(live)
-                await session.flush()
-                new_contact = True
-            else:
-                new_contact = False
-            message = await _store_message(session, inbound, live, conversation, at)
-            summary = contact_summary(live, queue)
-            if new_contact:
-                pop = await build_screen_pop(session, live, customer, queue, is_new=created)
-                spec = {
-                    "id": live.id, "queue_id": queue.id, "channel": live.channel,
-                    "entered_at": now, "tier": live.tier,
-                    "owner_ids": [o.user_id for o in customer.owners],
-                }
-            agent_id = live.agent_id
-            result = Intake(summary, conversation.id, message.id if message else None,
-                            new_contact, duplicate=False)
-    except IntegrityError:
-        # Two deliveries of one provider item raced; the other one stored it.
-        if inbound.external_id is not None:
-            seen = await _seen(rt, inbound)
-            if seen is not None:
-                return seen
-        raise
-    if new_contact:
-        await rt.broker.submit({"op": "enqueue", "contact": spec, "pop": pop})
-    elif agent_id is not None and message is not None:
-        await rt.broker.deliver(agent_id, {"type": "message", "contact_id": live.id,
-                                           "message": message_public(message)})
-    return result
+                .order_by(Contact.id))).all():
+                t.live_of[contact.conversation_id] = contact  # type: ignore[index]
+        return t
 
-
-async def _conversation(
-    session: AsyncSession, inbound: Inbound, customer_id: int, at: Any
-) -> Conversation:
-    if inbound.conversation_id is not None:
-        conversation = await session.get(Conversation, inbound.conversation_id)
-        if conversation is None:
-            raise NotFound(f"no conversation {inbound.conversation_id}")
+    def conversation(self, item: Inbound, customer: Customer, at: datetime) -> Conversation:
+        if item.conversation_id is not None:
+            conversation = self.by_id.get(item.conversation_id)
+            if conversation is None:
+                raise NotFound(f"no conversation {item.conversation_id}")
+        else:
+            key = (customer.id, item.channel)
+            conversation = self.recent.get(key) if item.join_within is not None else None
+            if conversation is not None and conversation.last_message_at < at - (
+                item.join_within or timedelta(0)
+            ):
+                conversation = None
+            if conversation is None:
+                conversation = Conversation(
+                    customer_id=customer.id, channel=item.channel, status="open",
+                    token=item.conversation_token, subject=item.subject, created_at=at,
+                    last_message_at=at)
+                if customer.id is not None:
+                    self.recent[key] = conversation
         conversation.last_message_at = at
         return conversation
-    if inbound.join_within is not None:
-        recent = await session.scalar(
-            select(Conversation).where(
-                Conversation.customer_id == customer_id,
-                Conversation.channel == inbound.channel,
-                Conversation.last_message_at >= at - inbound.join_within,
-            ).order_by(Conversation.last_message_at.desc()).limit(1)
-        )
-        if recent is not None:
-            recent.last_message_at = at
-            return recent
-    conversation = Conversation(customer_id=customer_id, channel=inbound.channel, status="open",
-                                token=inbound.conversation_token, subject=inbound.subject,
-                                created_at=at, last_message_at=at)
-    session.add(conversation)
-    await session.flush()
-    return conversation
+
+    def live(self, conversation: Conversation) -> Contact | None:
+        return self.started_in_batch.get(id(conversation)) or (
+            self.live_of.get(conversation.id) if conversation.id is not None else None)
+
+    def started(self, conversation: Conversation, contact: Contact) -> None:
+        self.started_in_batch[id(conversation)] = contact
 
 
-async def _store_message(
-    session: AsyncSession, inbound: Inbound, contact: Contact, conversation: Conversation,
-    at: Any,
-) -> Message | None:
-    if not inbound.body and not inbound.attachments and not inbound.meta:
-        return None  # a call: the contact is the record
-    message = Message(
-        conversation_id=conversation.id, contact_id=contact.id,
-        direction=Direction.INBOUND.value, body=inbound.body, created_at=at,
-        external_id=_message_key(inbound), meta=dict(inbound.meta),
-    )
-    session.add(message)
+class _Waiting:
+    """Say no before storing anything when a queue is full (per the latest live snapshot, at
+    most a second old, plus what this batch adds); a contact that slips through is expired by
+    the router itself."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.counts = {q["id"]: q["waiting"] for q in rt.live_stats.get("queues", ())}
+
+    def take(self, queue: Queue) -> None:
+        waiting = self.counts.get(queue.id, 0)
+        if queue.max_length is not None and waiting >= queue.max_length:
+            raise Unavailable(
+                f"queue {queue.name!r} is full ({waiting} waiting); try again later")
+        self.counts[queue.id] = waiting + 1
+
+
+async def _write(session: AsyncSession, plans: dict[int, _Plan], at: datetime) -> None:
+    """Insert conversations, then contacts, then messages: one flush per kind of row."""
+    session.add_all({id(p.conversation): p.conversation for p in plans.values()}.values())
     await session.flush()
-    for a in inbound.attachments:
-        session.add(Attachment(message_id=message.id, filename=a.filename,
-                               content_type=a.content_type, size=len(a.content),
-                               content=a.content))
-    return message
+    for p in plans.values():
+        if p.new_contact:
+            p.contact.conversation_id = p.conversation.id
+            session.add(p.contact)
+    await session.flush()
+    for p in plans.values():
+        item = p.item
+        if item.body or item.attachments or item.meta:  # a call has no message: the contact is
+            p.message = Message(                          # the record
+                conversation_id=p.conversation.id, contact_id=p.contact.id,
+                direction=Direction.INBOUND.value, body=item.body, created_at=at,
+                external_id=_message_key(item), meta=dict(item.meta))
+            session.add(p.message)
+    await session.flush()
+    for p in plans.values():
+        if p.message is not None:
+            session.add_all(Attachment(message_id=p.message.id, filename=a.filename,
+                                       content_type=a.content_type, size=len(a.content),
+                                       content=a.content) for a in p.item.attachments)
 
 
 def _message_key(inbound: Inbound) -> str | None:
@@ -186,31 +367,32 @@ def _message_key(inbound: Inbound) -> str | None:
     return None if inbound.external_id is None else f"{inbound.channel}:{inbound.external_id}"
 
 
-async def _seen(rt: Runtime, inbound: Inbound) -> Intake | None:
+async def _seen(rt: Runtime, items: Sequence[Inbound]) -> dict[int, Intake]:
+    """Items whose provider id is already stored: answered with what was stored then."""
+    keyed = {i: item for i, item in enumerate(items) if item.external_id is not None}
+    if not keyed:
+        return {}
     async with rt.sessions() as session:
-        message = await session.scalar(
-            select(Message).where(Message.external_id == _message_key(inbound))
-        )
-        if message is not None and message.contact_id is not None:
-            contact = await session.get(Contact, message.contact_id)
-        else:
-            contact = await session.scalar(select(Contact).where(
-                Contact.channel == inbound.channel, Contact.external_id == inbound.external_id))
-        if contact is None:
-            return None
-        return Intake(contact_summary(contact), contact.conversation_id or 0,
-                      message.id if message else None, new_contact=False, duplicate=True)
-
-
-def _refuse_when_full(rt: Runtime, queue: Queue) -> None:
-    """Say no before storing anything when the queue is full (per the latest live snapshot,
-    at most a second old); a contact that slips through is expired by the router itself."""
-    if queue.max_length is None:
-        return
-    waiting = next((q["waiting"] for q in rt.live_stats.get("queues", ())
-                    if q["id"] == queue.id), 0)
-    if waiting >= queue.max_length:
-        raise Unavailable(f"queue {queue.name!r} is full ({waiting} waiting); try again later")
+        messages = {m.external_id: m for m in (await session.scalars(select(Message).where(
+            Message.external_id.in_({_message_key(x) for x in keyed.values()})))).all()}
+        contacts = {(c.channel, c.external_id): c for c in (await session.scalars(
+            select(Contact).where(Contact.external_id.in_(
+                {x.external_id for x in keyed.values()})))).all()}
+        by_id = {c.id: c for c in contacts.values()}
+        missing = {m.contact_id for m in messages.values()
+                   if m.contact_id is not None and m.contact_id not in by_id}
+        if missing:
+            by_id |= {c.id: c for c in (await session.scalars(
+                select(Contact).where(Contact.id.in_(missing)))).all()}
+    out = {}
+    for i, item in keyed.items():
+        message = messages.get(_message_key(item))
+        contact = (by_id.get(message.contact_id) if message is not None and message.contact_id
+                   else contacts.get((item.channel, item.external_id)))
+        if contact is not None:
+            out[i] = Intake(contact_summary(contact), contact.conversation_id or 0,
+                            message.id if message else None, new_contact=False, duplicate=True)
+    return out
 
 
 def message_public(message: Message) -> dict[str, Any]:

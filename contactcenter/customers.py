@@ -869,53 +869,90 @@ async def find_or_create_by_address(
     (a withheld caller id, a chat handle) still gets a new customer, named `display_name` or the
     address: a contact is never refused because its sender cannot be identified.
     """
-    phone, email, address_name = _address_keys(channel, address)
-    if phone:
-        found = await _by_phone(session, phone)
-    elif email:
-        found = await _by_email(session, email)
-    else:
-        found = None
-    if found is not None:
-        return found, False
+    return (await find_or_create_many(session, [(channel, address, display_name)], now=now))[0]
 
-    name = (display_name or "").strip() or address_name or phone or email or address.strip()
-    language, tz = _locale_for(phone)
-    customer = Customer(
-        kind="person",
-        name=(name or "unknown")[:200],
-        language=language,
-        timezone=tz,
-        source="auto",
-        created_at=now,
-        updated_at=now,
-        phones=[CustomerPhone(number=phone)] if phone else [],
-        emails=[CustomerEmail(address=email)] if email else [],
-        tags=[],
-        owners=[],
-        consents=[],
-    )
+
+async def find_or_create_many(
+    session: AsyncSession,
+    senders: Sequence[tuple[str, str, str | None]],
+    *,
+    now: datetime,
+) -> list[tuple[Customer, bool]]:
+    """`find_or_create_by_address` for many (channel, address, display name) at once, in a few
+    set-based queries whatever their number; one new customer per unknown phone or email even
+    when it appears twice. A race lost to another writer for a new number is resolved by
+    finding the winner's customer."""
+    keys = [_address_keys(channel, address) for channel, address, _ in senders]
+    by_phone, by_email = await _lookup(session, keys)
+    new: dict[str, Customer] = {}
+    out: list[tuple[Customer, bool]] = []
+    for (_, address, display_name), (phone, email, address_name) in zip(senders, keys,
+                                                                       strict=True):
+        found = by_phone.get(phone) if phone else by_email.get(email) if email else None
+        if found is not None:
+            out.append((found, False))
+            continue
+        key = phone or email
+        if key is not None and key in new:
+            out.append((new[key], True))
+            continue
+        name = (display_name or "").strip() or address_name or phone or email or address.strip()
+        language, tz = _locale_for(phone)
+        customer = Customer(
+            kind="person", name=(name or "unknown")[:200], language=language, timezone=tz,
+            source="auto", created_at=now, updated_at=now,
+            phones=[CustomerPhone(number=phone)] if phone else [],
+            emails=[CustomerEmail(address=email)] if email else [],
+            tags=[], owners=[], consents=[],
+        )
+        if key is not None:
+            new[key] = customer
+        out.append((customer, True))
+    created = [c for c, is_new in out if is_new]
+    if not created:
+        return out
     try:
-        # A savepoint, so that losing a race for the same new number leaves the caller's
-        # transaction usable for the lookup that finds the winner's customer.
+        # A savepoint, so that losing a race for a new number leaves the caller's transaction
+        # usable for the lookup that finds the winner's customer.
         async with session.begin_nested():
-            session.add(customer)
+            session.add_all(created)
             await session.flush()
-            _audit(
-                session,
-                customer.id,
-                "create",
-                actor_id=None,
-                now=now,
-                before=None,
-                after=customer_card(customer),
-            )
+            for c in dict.fromkeys(created):
+                _audit(session, c.id, "create", actor_id=None, now=now, before=None,
+                       after=customer_card(c))
     except IntegrityError:
-        found = await (_by_phone(session, phone) if phone else _by_email(session, email or ""))
-        if found is None:
-            raise
-        return found, False
-    return customer, True
+        by_phone, by_email = await _lookup(session, keys)
+        retried = []
+        for (customer, is_new), (phone, email, _) in zip(out, keys, strict=True):
+            winner = (by_phone.get(phone) if phone else by_email.get(email)) if is_new else None
+            if is_new and winner is None:
+                raise
+            retried.append((winner, False) if winner is not None else (customer, False))
+        return retried
+    return out
+
+
+async def _lookup(
+    session: AsyncSession, keys: Sequence[tuple[str | None, str | None, str | None]]
+) -> tuple[dict[str | None, Customer], dict[str | None, Customer]]:
+    phones = {p for p, _, _ in keys if p}
+    emails = {e for _, e, _ in keys if e}
+    ids: dict[str, int] = {}
+    if phones:
+        ids |= dict((await session.execute(
+            select(CustomerPhone.number, CustomerPhone.customer_id)
+            .where(CustomerPhone.number.in_(phones)))).all())
+    if emails:
+        ids |= dict((await session.execute(
+            select(CustomerEmail.address, CustomerEmail.customer_id)
+            .where(CustomerEmail.address.in_(emails)))).all())
+    customers = {}
+    if ids:
+        customers = {c.id: c for c in (await session.scalars(
+            select(Customer).where(Customer.id.in_(set(ids.values()))))).all()}
+    by_phone = {p: customers[ids[p]] for p in phones if p in ids}
+    by_email = {e: customers[ids[e]] for e in emails if e in ids}
+    return by_phone, by_email
 
 
 # ---------------------------------------------------------------------------------------------
@@ -994,50 +1031,58 @@ async def customer_history(
     session: AsyncSession, customer_id: int, *, limit: int = 20
 ) -> list[dict[str, Any]]:
     """The customer's latest contacts on every channel, newest first, in one query."""
-    stmt = (
+    return (await customer_histories(session, [customer_id], limit=limit))[customer_id]
+
+
+async def customer_histories(
+    session: AsyncSession, customer_ids: Iterable[int], *, limit: int = 20
+) -> dict[int, list[dict[str, Any]]]:
+    """`customer_history` for many customers in one query (a window per customer)."""
+    ids = set(customer_ids)
+    out: dict[int, list[dict[str, Any]]] = {cid: [] for cid in ids}
+    if not ids:
+        return out
+    newest_first = func.row_number().over(
+        partition_by=Contact.customer_id,
+        order_by=(Contact.created_at.desc(), Contact.id.desc()),
+    )
+    ranked = (
         select(
-            Contact.id,
-            Contact.channel,
-            Contact.direction,
-            Contact.state,
-            Contact.queue_id,
-            Queue.name,
-            Contact.agent_id,
-            User.display_name,
-            Contact.subject,
-            func.substr(Contact.body, 1, 200, type_=Text),
-            Contact.disposition,
-            Contact.notes,
-            Contact.created_at,
-            Contact.answered_at,
-            Contact.closed_at,
+            Contact.customer_id, Contact.id, Contact.channel, Contact.direction, Contact.state,
+            Contact.queue_id, Queue.name.label("queue"), Contact.agent_id,
+            User.display_name.label("agent"), Contact.subject,
+            func.substr(Contact.body, 1, 200, type_=Text).label("body"), Contact.disposition,
+            Contact.notes, Contact.created_at, Contact.answered_at, Contact.closed_at,
+            newest_first.label("rank"),
         )
         .outerjoin(Queue, Queue.id == Contact.queue_id)
         .outerjoin(User, User.id == Contact.agent_id)
-        .where(Contact.customer_id == customer_id)
-        .order_by(Contact.created_at.desc(), Contact.id.desc())
-        .limit(max(1, limit))
+        .where(Contact.customer_id.in_(ids))
+        .subquery()
     )
-    return [
-        {
-            "contact_id": row[0],
-            "channel": row[1],
-            "direction": row[2],
-            "state": row[3],
-            "queue_id": row[4],
-            "queue": row[5],
-            "agent_id": row[6],
-            "agent": row[7],
-            "subject": row[8],
-            "body": row[9],
-            "disposition": row[10],
-            "notes": row[11],
-            "created_at": _iso(row[12]),
-            "answered_at": _iso(row[13]),
-            "closed_at": _iso(row[14]),
-        }
-        for row in await session.execute(stmt)
-    ]
+    rows = await session.execute(
+        select(ranked).where(ranked.c.rank <= max(1, limit))
+        .order_by(ranked.c.customer_id, ranked.c.rank)
+    )
+    for row in rows:
+        out[row.customer_id].append({
+            "contact_id": row.id,
+            "channel": row.channel,
+            "direction": row.direction,
+            "state": row.state,
+            "queue_id": row.queue_id,
+            "queue": row.queue,
+            "agent_id": row.agent_id,
+            "agent": row.agent,
+            "subject": row.subject,
+            "body": row.body,
+            "disposition": row.disposition,
+            "notes": row.notes,
+            "created_at": _iso(row.created_at),
+            "answered_at": _iso(row.answered_at),
+            "closed_at": _iso(row.closed_at),
+        })
+    return out
 
 
 async def audit_trail(

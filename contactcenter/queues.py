@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from sqlalchemy import select
@@ -31,6 +32,27 @@ def queue_spec(queue: Queue, settings: Settings) -> QueueSpec:
 
 async def active_queues(session: AsyncSession) -> Sequence[Queue]:
     return (await session.scalars(select(Queue).where(Queue.active).order_by(Queue.id))).all()
+
+
+class QueueCache:
+    """Active queues for the intake path, re-read at most every `ttl` seconds: queues change
+    rarely, contacts arrive all the time. An edit through this node's API clears it at once;
+    other nodes see it within `ttl`."""
+
+    def __init__(self, ttl: float = 5.0) -> None:
+        self.ttl = ttl
+        self._queues: Sequence[Queue] = ()
+        self._read_at = float("-inf")
+
+    async def get(self, session: AsyncSession) -> Sequence[Queue]:
+        now = time.monotonic()
+        if now - self._read_at >= self.ttl:
+            self._queues = await active_queues(session)
+            self._read_at = now
+        return self._queues
+
+    def clear(self) -> None:
+        self._read_at = float("-inf")
 
 
 def select_queue(

@@ -13,11 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from contactcenter.broker import Broker, make_broker
 from contactcenter.clock import Clock, SystemClock
+from contactcenter.queues import QueueCache
 from contactcenter.settings import Settings
 from contactcenter.storage.db import make_engine, sessionmaker
 from contactcenter.templates import Templates
 
 if TYPE_CHECKING:
+    from contactcenter.contacts import IntakeBatcher
     from contactcenter.dispatch import Dispatcher
     from contactcenter.outbound import Sender
     from contactcenter.routing import ContactEvent
@@ -37,6 +39,8 @@ class Runtime:
     node_id: str
     dispatcher: Dispatcher | None = None
     templates: Templates = field(default_factory=Templates.load)
+    queue_cache: QueueCache = field(default_factory=QueueCache)
+    intake: IntakeBatcher | None = None  # inbound items waiting to be stored together
     # The latest supervisor snapshot seen on this node (from the leader's broadcast).
     live_stats: dict[str, Any] = field(default_factory=dict)
     # Filled by the channel adapters when they are mounted (see channels/__init__.py).

@@ -68,6 +68,7 @@ async def add_queue(node: Node, name: str, **kw: Any) -> int:
         session.add(queue)
         await session.flush()
         queue_id = queue.id
+    node.rt.queue_cache.clear()
     await node.rt.broker.submit({"op": "reload"})
     return queue_id
 

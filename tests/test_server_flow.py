@@ -321,3 +321,32 @@ async def test_metrics_count_open_contacts_by_state_and_channel(
                 break
             await asyncio.sleep(0.1)
     assert 'cc_contacts{channel="sms",state="queued"} 1.0' in text
+
+
+async def test_concurrent_intake_keeps_every_item_apart(node: Node, integration: Api) -> None:
+    """Items stored together in one batch still get their own outcome: a bad one fails alone,
+    one sender makes one customer, one external id makes one contact."""
+    await add_queue(node, "support")
+
+    async def post(payload: dict) -> tuple[int, dict]:
+        return await integration.call("POST", "/contacts", json={"body": "x", **payload})
+
+    payloads = (
+        [{"from": f"+8613912{n:06d}"} for n in range(20)]  # 20 new customers
+        + [{"from": "+8613800000001"} for _ in range(10)]  # one customer, 10 contacts
+        + [{"from": "+8613800000002", "external_id": "crm-7"} for _ in range(5)]  # one contact
+        + [{"from": "+8613800000003", "queue": "nowhere"} for _ in range(5)]  # 404 each
+    )
+    answers = await asyncio.gather(*(post(p) for p in payloads))
+    statuses = [s for s, _ in answers]
+    assert statuses[:30] == [201] * 30
+    assert sorted(statuses[30:35]) == [200, 200, 200, 200, 201]
+    assert statuses[35:] == [404] * 5
+    assert all("nowhere" in body["error"]["message"] for _, body in answers[35:])
+    crm = {body["contact"]["id"] for _, body in answers[30:35]}
+    assert len(crm) == 1
+    async with node.rt.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Contact)) == 31
+        assert await session.scalar(select(func.count()).select_from(Customer)) == 22
+    repeat = {body["contact"]["customer_id"] for _, body in answers[20:30]}
+    assert len(repeat) == 1

@@ -41,6 +41,11 @@ class Broker(ABC):
     @abstractmethod
     async def submit(self, message: Message) -> None: ...
 
+    async def submit_many(self, messages: list[Message]) -> None:
+        """Several inputs in order; brokers with a network round trip batch them."""
+        for message in messages:
+            await self.submit(message)
+
     @abstractmethod
     async def tail_id(self) -> str:
         """The id after which inputs not yet submitted will appear."""

@@ -97,6 +97,13 @@ class RedisBroker(Broker):
             self._k("inputs"), {"m": dumps(message)}, maxlen=100_000, approximate=True
         )
 
+    async def submit_many(self, messages: list[Message]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for message in messages:
+                pipe.xadd(self._k("inputs"), {"m": dumps(message)}, maxlen=100_000,
+                          approximate=True)
+            await pipe.execute()
+
     async def tail_id(self) -> str:
         last = await self._redis.xrevrange(self._k("inputs"), count=1)
         return last[0][0] if last else "0-0"

@@ -72,6 +72,7 @@ async def create_queue(call: Call) -> dict[str, Any]:
         session.add(queue)
         await session.flush()
         result = queue_public(queue)
+    call.rt.queue_cache.clear()
     await call.rt.broker.submit({"op": "reload"})
     return result
 
@@ -88,5 +89,6 @@ async def edit_queue(call: Call) -> dict[str, Any]:
         for key, value in changes.items():
             setattr(queue, key, value)
         result = queue_public(queue)
+    call.rt.queue_cache.clear()
     await call.rt.broker.submit({"op": "reload"})
     return result
