@@ -325,3 +325,25 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(16))
     before: Mapped[dict[str, Any] | None] = mapped_column(Json)
     after: Mapped[dict[str, Any] | None] = mapped_column(Json)
+
+
+class ScheduledWork(Base):
+    """Work the rules made due: a callback task, a greeting SMS, a visit. `key` names the
+    (rule, customer, occurrence); it is unique, so planning twice stores it once, and an item
+    is done in the same transaction as its effect, so it happens exactly once."""
+
+    __tablename__ = "scheduled_work"
+    __table_args__ = (Index("ix_scheduled_work_due", "state", "due_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # callback | sms | visit
+    rule_id: Mapped[str] = mapped_column(String(32))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    latest_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    payload: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending|done|cancelled
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    result: Mapped[dict[str, Any] | None] = mapped_column(Json)
