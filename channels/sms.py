@@ -40,7 +40,7 @@ from contactcenter.contacts import Inbound, message_public, take_in
 from contactcenter.customers import AUDIT_ENTITY, find_or_create_by_address
 from contactcenter.domain import ContactState, Direction
 from contactcenter.errors import BadRequest
-from contactcenter.outbound import Outgoing, SendFailed, set_status, status_by_provider_id
+from contactcenter.outbound import Outgoing, SendFailed, send_with_retries, status_by_provider_id
 from contactcenter.runtime import Runtime
 from contactcenter.server.keys import RUNTIME
 from contactcenter.storage.models import (
@@ -371,27 +371,11 @@ async def _conversation(
 async def _send_ack(
     rt: Runtime, sms: TwilioSms, message_id: int, *, to: str, from_: str | None, body: str
 ) -> None:
-    """Send an acknowledgement with the retries of outbound.send_message; that function needs
-    a contact to load the message from, and an acknowledgement may have none."""
-    delays = [0.0, *rt.settings.send_retry_seconds]
-    for attempt, delay in enumerate(delays, start=1):
-        if delay:
-            await asyncio.sleep(delay)
-        try:
-            provider_id = await sms.create(rt, to=to, from_=from_, body=body)
-        except SendFailed as e:
-            final = not e.retry or attempt == len(delays)
-            await set_status(
-                rt, message_id, "failed" if final else "retrying", e.error, attempts=attempt
-            )
-            if final:
-                log.warning("sms acknowledgement %s to %s failed: %s", message_id, to, e.error)
-                return
-            continue
-        await set_status(
-            rt, message_id, "sent", None, attempts=attempt, external_id=f"{CHANNEL}:{provider_id}"
-        )
-        return
+    """An acknowledgement may belong to no contact, so it is sent directly, with the same
+    retries and status records as any outbound message."""
+    if not await send_with_retries(rt, message_id, CHANNEL,
+                                   lambda: sms.create(rt, to=to, from_=from_, body=body)):
+        log.warning("sms acknowledgement %s to %s failed", message_id, to)
 
 
 # ---------------------------------------------------------------------------------------------

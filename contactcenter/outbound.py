@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -79,33 +80,46 @@ async def load_outgoing(rt: Runtime, message_id: int) -> Outgoing:
 
 
 async def send_message(rt: Runtime, message_id: int) -> None:
-    """Send a stored outbound message, retrying per `CC_SEND_RETRY_SECONDS`."""
+    """Send a stored outbound reply on its contact's channel, with retries."""
     out = await load_outgoing(rt, message_id)
     sender = rt.senders.get(out.channel)
+    if sender is None:  # api and callback contacts: the reply is a record, nothing to send
+        await set_status(rt, message_id, "stored", None, attempts=0)
+        return
+    await send_with_retries(rt, message_id, out.channel, lambda: sender.send(rt, out))
+
+
+async def send_with_retries(
+    rt: Runtime, message_id: int, channel: str, attempt_send: Callable[[], Awaitable[str | None]]
+) -> bool:
+    """Try `attempt_send` per `CC_SEND_RETRY_SECONDS`, recording each outcome on the stored
+    message (and telling its author). Any outbound message uses this: replies, acknowledgements,
+    greetings. Returns whether it was sent."""
     delays = [0.0, *rt.settings.send_retry_seconds]
     for attempt, delay in enumerate(delays, start=1):
         if delay:
             await asyncio.sleep(delay)
-        if sender is None:  # api and callback contacts: the reply is a record, nothing to send
-            await set_status(rt, message_id, "stored", None, attempts=0)
-            return
+        final = attempt == len(delays)
         try:
-            provider_id = await sender.send(rt, out)
+            provider_id = await attempt_send()
         except SendFailed as e:
-            final = not e.retry or attempt == len(delays)
+            final = final or not e.retry
             await set_status(rt, message_id, "failed" if final else "retrying", e.error,
                              attempts=attempt)
             if final:
-                return
+                return False
             continue
         except Exception as e:
-            log.exception("sending message %s on %s failed", message_id, out.channel)
-            await set_status(rt, message_id, "retrying" if attempt < len(delays) else "failed",
+            log.exception("sending message %s on %s failed", message_id, channel)
+            await set_status(rt, message_id, "failed" if final else "retrying",
                              f"{type(e).__name__}: {e}", attempts=attempt)
+            if final:
+                return False
             continue
         await set_status(rt, message_id, "sent", None, attempts=attempt,
-                         external_id=f"{out.channel}:{provider_id}" if provider_id else None)
-        return
+                         external_id=f"{channel}:{provider_id}" if provider_id else None)
+        return True
+    return False
 
 
 async def set_status(

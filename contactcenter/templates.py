@@ -46,7 +46,7 @@ class Templates:
                 raise InvalidInput(f"{path}: [{name}]: {e}") from None
         return cls(compiled)
 
-    def render(self, name: str, language: str | None, **values: Any) -> str:
+    def render(self, name: str, language: str | None, /, **values: Any) -> str:
         """The text in the customer's language (zh-CN for Chinese variants, else en)."""
         texts = self._compiled.get(name)
         if texts is None:
