@@ -153,6 +153,8 @@ class AgentSocket:
                               "to_agent_id": None if to_agent is None else _int(m, "agent_id")})
             elif kind == "reply":
                 await self._reply(_int(m, "contact_id"), m.get("body"))
+            elif kind == "typing":
+                await self._typing(_int(m, "contact_id"))
             elif kind == "resync":
                 last = m.get("last_seq")
                 batch = await self._catch_up(last if isinstance(last, int) else None)
@@ -163,6 +165,17 @@ class AgentSocket:
                 raise ValueError(f"unknown message type {kind!r}")
         except ValueError as e:
             await self._say({"type": "error", "request": kind, "message": str(e)})
+
+    async def _typing(self, contact_id: int) -> None:
+        """Show the chat customer that the agent is writing (channels/chat.py listens)."""
+        async with self.rt.sessions() as session:
+            contact = await session.get(Contact, contact_id)
+        if contact is None or contact.agent_id != self.agent_id or contact.state not in (
+            ContactState.ACTIVE.value, ContactState.WRAPUP.value
+        ):
+            raise ValueError(f"contact {contact_id} is not active for you")
+        if contact.channel == "chat" and contact.conversation_id is not None:
+            await self.rt.broker.publish(f"chat:{contact.conversation_id}", {"type": "typing"})
 
     async def _reply(self, contact_id: int, body: Any) -> None:
         if not isinstance(body, str) or not body.strip():
