@@ -181,11 +181,11 @@ async def _take_in_batch(rt: Runtime, items: Sequence[Inbound]) -> list[Intake |
                 routable.append(i)
             except ContactCenterError as e:
                 results[i] = e
-        customers = await find_or_create_many(
-            session, [(items[i].channel, items[i].address, items[i].display_name)
-                      for i in routable], now=at)
-        threads = await _Threads.load(session, [items[i] for i in routable],
-                                      [c for c, _ in customers], at)
+        threads = _Threads()
+        await threads.load_conversations(session, [items[i] for i in routable])
+        customers = await _customers(session, [items[i] for i in routable], threads, at)
+        await threads.load_recent(session, [items[i] for i in routable],
+                                  [c for c, _ in customers], at)
         waiting = _Waiting(rt)
         for i, (customer, created) in zip(routable, customers, strict=True):
             item = items[i]
@@ -254,8 +254,9 @@ async def _take_in_batch(rt: Runtime, items: Sequence[Inbound]) -> list[Intake |
 
 
 class _Threads:
-    """Conversations and their contacts in progress for a batch, read in three queries; what
-    the batch itself starts is visible to the items after it."""
+    """Conversations and their contacts in progress for a batch, read in three queries
+    (`load_conversations`, then `load_recent` once the customers are known); what the batch
+    itself starts is visible to the items after it."""
 
     def __init__(self) -> None:
         self.by_id: dict[int, Conversation] = {}
@@ -263,14 +264,14 @@ class _Threads:
         self.live_of: dict[int, Contact] = {}
         self.started_in_batch: dict[int, Contact] = {}  # id(conversation) -> contact
 
-    @classmethod
-    async def load(cls, session: AsyncSession, items: Sequence[Inbound],
-                   customers: Sequence[Customer], at: datetime) -> _Threads:
-        t = cls()
+    async def load_conversations(self, session: AsyncSession, items: Sequence[Inbound]) -> None:
         ids = {i.conversation_id for i in items if i.conversation_id is not None}
         if ids:
-            t.by_id = {c.id: c for c in (await session.scalars(
+            self.by_id = {c.id: c for c in (await session.scalars(
                 select(Conversation).where(Conversation.id.in_(ids)))).all()}
+
+    async def load_recent(self, session: AsyncSession, items: Sequence[Inbound],
+                          customers: Sequence[Customer], at: datetime) -> None:
         joins = [(c.id, i.channel, i.join_within) for i, c in zip(items, customers, strict=True)
                  if i.join_within is not None and c.id is not None]
         if joins:
@@ -281,15 +282,14 @@ class _Threads:
                     Conversation.channel.in_({ch for _, ch, _ in joins}),
                     Conversation.last_message_at >= oldest,
                 ).order_by(Conversation.last_message_at))).all()
-            t.recent = {(c.customer_id, c.channel): c for c in rows}  # the latest wins
-        known = set(t.by_id) | {c.id for c in t.recent.values()}
+            self.recent = {(c.customer_id, c.channel): c for c in rows}  # the latest wins
+        known = set(self.by_id) | {c.id for c in self.recent.values()}
         if known:
             for contact in (await session.scalars(
                 select(Contact).where(Contact.conversation_id.in_(known),
                                       Contact.state.in_(_IN_PROGRESS))
                 .order_by(Contact.id))).all():
-                t.live_of[contact.conversation_id] = contact  # type: ignore[index]
-        return t
+                self.live_of[contact.conversation_id] = contact  # type: ignore[index]
 
     def conversation(self, item: Inbound, customer: Customer, at: datetime) -> Conversation:
         if item.conversation_id is not None:
@@ -319,6 +319,24 @@ class _Threads:
 
     def started(self, conversation: Conversation, contact: Contact) -> None:
         self.started_in_batch[id(conversation)] = contact
+
+
+async def _customers(session: AsyncSession, items: Sequence[Inbound], threads: _Threads,
+                     at: datetime) -> list[tuple[Customer, bool]]:
+    """Who each item is from. A line in a known conversation is that conversation's
+    customer's, whatever address it came from (an anonymous chat has no phone or email);
+    the others are found or created by their address."""
+    owner = {i: threads.by_id[item.conversation_id].customer_id
+             for i, item in enumerate(items)
+             if item.conversation_id is not None and item.conversation_id in threads.by_id}
+    known = {c.id: c for c in (await session.scalars(
+        select(Customer).where(Customer.id.in_(set(owner.values()))))).all()} if owner else {}
+    rest = [i for i in range(len(items)) if i not in owner]
+    found = await find_or_create_many(
+        session, [(items[i].channel, items[i].address, items[i].display_name) for i in rest],
+        now=at)
+    by_index = dict(zip(rest, found, strict=True))
+    return [(known[owner[i]], False) if i in owner else by_index[i] for i in range(len(items))]
 
 
 class _Waiting:

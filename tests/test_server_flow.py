@@ -350,3 +350,19 @@ async def test_concurrent_intake_keeps_every_item_apart(node: Node, integration:
         assert await session.scalar(select(func.count()).select_from(Customer)) == 22
     repeat = {body["contact"]["customer_id"] for _, body in answers[20:30]}
     assert len(repeat) == 1
+
+
+async def test_a_line_in_a_known_conversation_is_that_customers(node: Node) -> None:
+    """An anonymous chat has no phone or email: its later lines must not make new customers."""
+    from contactcenter.contacts import Inbound, take_in
+
+    await add_queue(node, "support")
+    first = await take_in(node.rt, Inbound(channel="chat", address="visitor-7f3a", body="hi",
+                                           display_name="Visitor"))
+    again = await take_in(node.rt, Inbound(channel="chat", address="visitor-7f3a", body="still",
+                                           conversation_id=first.conversation_id))
+    assert again.conversation_id == first.conversation_id
+    assert again.contact["customer_id"] == first.contact["customer_id"]
+    assert again.new_contact is False
+    async with node.rt.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Customer)) == 1

@@ -99,10 +99,14 @@ async def _start(app: web.Application) -> None:
     ]
 
 
-async def _stop(app: web.Application) -> None:
-    rt = app[RUNTIME]
+async def _close_sockets(app: web.Application) -> None:
+    # On shutdown, before aiohttp waits for open connections to finish by themselves.
     for sock in list(app[AGENT_SOCKETS].values()):
         await sock.ws.close(code=1001, message=b"server shutting down")
+
+
+async def _stop(app: web.Application) -> None:
+    rt = app[RUNTIME]
     if rt.dispatcher is not None:
         rt.dispatcher.stop()
     for task in app[TASKS]:
@@ -130,5 +134,6 @@ def create_app(rt: Runtime) -> web.Application:
     mount_ui(app)
     mount_channels(app)
     app.on_startup.append(_start)
+    app.on_shutdown.append(_close_sockets)
     app.on_cleanup.append(_stop)
     return app
