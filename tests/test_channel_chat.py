@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 import websockets
-from conftest import NOW
+from conftest import NOW, REDIS_URL
 from harness import Agent, Node, add_queue, add_user, login, start_node
 from sqlalchemy import select
 
@@ -434,13 +435,12 @@ async def test_an_origin_allow_list_keeps_other_sites_out(
 
 
 async def test_a_customer_on_one_node_hears_an_agent_on_another(
-    stack: tuple[str, str | None, str], clock: ManualClock
+    pg_url: str, clock: ManualClock
 ) -> None:
-    db_url, redis_url, prefix = stack
-    if redis_url is None:
-        pytest.skip("two nodes share state through Redis")
-    one = await start_node(db_url, redis_url, prefix, clock)
-    two = await start_node(db_url, redis_url, prefix, clock)
+    """Two nodes share state through PostgreSQL and Redis (the fixture requires both)."""
+    prefix = f"cctest-{uuid.uuid4().hex[:8]}"
+    one = await start_node(pg_url, REDIS_URL, prefix, clock)
+    two = await start_node(pg_url, REDIS_URL, prefix, clock)
     try:
         await add_queue(one, "support")
         agent = await connect_agent(one, "li")
