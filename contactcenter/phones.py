@@ -6,6 +6,8 @@ Twilio caller id all find the same customer; emails are kept lower-cased for the
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat
 
@@ -33,7 +35,10 @@ def normalize_phone(raw: str, default_region: str = DEFAULT_REGION) -> str:
     return phonenumbers.format_number(parsed, PhoneNumberFormat.E164)
 
 
+@lru_cache(maxsize=65_536)
 def try_normalize_phone(raw: str, default_region: str = DEFAULT_REGION) -> str | None:
+    # Memoised: every inbound call, SMS and chat line parses its sender, mostly repeat callers,
+    # and parsing is a measurable part of the intake (benchmarks/routing.py profile).
     try:
         return normalize_phone(raw, default_region)
     except InvalidInput:
