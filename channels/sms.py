@@ -37,14 +37,13 @@ from twilio.twiml.messaging_response import MessagingResponse
 from channels.twilio import rest_client, signed_form, twiml
 from contactcenter.clock import utc
 from contactcenter.contacts import Inbound, message_public, take_in
-from contactcenter.customers import AUDIT_ENTITY, find_or_create_by_address
+from contactcenter.customers import audit, find_or_create_by_address
 from contactcenter.domain import ContactState, Direction
 from contactcenter.errors import BadRequest
 from contactcenter.outbound import Outgoing, SendFailed, send_with_retries, status_by_provider_id
 from contactcenter.runtime import Runtime
 from contactcenter.server.keys import RUNTIME
 from contactcenter.storage.models import (
-    AuditEntry,
     Consent,
     Contact,
     Conversation,
@@ -330,17 +329,9 @@ def _set_consent(
     customer.updated_at = at
     after = {**before, CONSENT_PURPOSE: granted}
     # The card's audit trail shows who changed what; here the customer did, by SMS.
-    session.add(
-        AuditEntry(
-            at=at,
-            actor_user_id=None,
-            entity=AUDIT_ENTITY,
-            entity_id=customer.id,
-            action="update",
-            before={"consents": dict(sorted(before.items()))},
-            after={"consents": dict(sorted(after.items()))},
-        )
-    )
+    audit(session, customer.id, "update", actor_id=None, now=at,
+          before={"consents": dict(sorted(before.items()))},
+          after={"consents": dict(sorted(after.items()))})
 
 
 async def _conversation(

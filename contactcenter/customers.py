@@ -384,7 +384,7 @@ def _card(
 _NOT_AUDITED = frozenset({"id", "created_at", "updated_at"})
 
 
-def _audit(
+def audit(
     session: AsyncSession,
     customer_id: int,
     action: str,
@@ -542,7 +542,7 @@ async def create_customer(
     session.add(customer)
     await _flush(session)
     card = customer_card(customer)
-    _audit(session, customer.id, "create", actor_id=actor_id, now=now, before=None, after=card)
+    audit(session, customer.id, "create", actor_id=actor_id, now=now, before=None, after=card)
     if customer.tier:
         session.add(_initial_tier(customer.id, customer.tier, actor_id, now))
     await session.flush()
@@ -737,7 +737,7 @@ async def update_customer(
         return customer
     customer.updated_at = now
     await _flush(session)
-    _audit(
+    audit(
         session,
         customer.id,
         "update",
@@ -918,7 +918,7 @@ async def find_or_create_many(
             session.add_all(created)
             await session.flush()
             for c in dict.fromkeys(created):
-                _audit(session, c.id, "create", actor_id=None, now=now, before=None,
+                audit(session, c.id, "create", actor_id=None, now=now, before=None,
                        after=customer_card(c))
     except IntegrityError:
         by_phone, by_email = await _lookup(session, keys)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlparse
 
 import pytest
+from fake_twilio import FakeTwilio
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -103,3 +104,12 @@ async def pg_url() -> str:
     engine = await _fresh_postgres()
     await engine.dispose()
     return PG_URL
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTwilio]:
+    """A fake Twilio REST API on loopback (tests/fake_twilio.py), recording what it receives."""
+    twilio = FakeTwilio()
+    await twilio.start()
+    yield twilio
+    await twilio.stop()

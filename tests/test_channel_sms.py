@@ -33,14 +33,6 @@ async def clock() -> ManualClock:
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeTwilio]:
-    twilio = FakeTwilio()
-    await twilio.start()
-    yield twilio
-    await twilio.stop()
-
-
-@pytest.fixture
 async def node(
     stack: tuple[str, str | None, str], clock: ManualClock, fake: FakeTwilio
 ) -> AsyncIterator[Node]:

@@ -64,14 +64,6 @@ async def clock() -> ManualClock:
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeTwilio]:
-    twilio = FakeTwilio()
-    await twilio.start()
-    yield twilio
-    await twilio.stop()
-
-
-@pytest.fixture
 async def node(stack: tuple[str, str | None, str], clock: ManualClock, fake: FakeTwilio,
                tmp_path: Path) -> AsyncIterator[Node]:
     ivr = tmp_path / "ivr.toml"
