@@ -27,3 +27,6 @@ def setup(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Libraries that narrate every step at INFO: every SMTP command, every migration check.
+    for chatty in ("mail.log", "alembic"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
