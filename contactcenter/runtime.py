@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from contactcenter.broker import Broker, make_broker
 from contactcenter.clock import Clock, SystemClock
 from contactcenter.queues import QueueCache
+from contactcenter.rules.config import Rules, load_rules
 from contactcenter.settings import Settings
 from contactcenter.storage.db import make_engine, sessionmaker
 from contactcenter.templates import Templates
@@ -39,6 +40,7 @@ class Runtime:
     node_id: str
     dispatcher: Dispatcher | None = None
     templates: Templates = field(default_factory=Templates.load)
+    rules: Rules = field(default_factory=load_rules)
     queue_cache: QueueCache = field(default_factory=QueueCache)
     intake: IntakeBatcher | None = None  # inbound items waiting to be stored together
     # The latest supervisor snapshot seen on this node (from the leader's broadcast).
@@ -67,4 +69,5 @@ class Runtime:
             broker=make_broker(settings.redis_url, node_id, settings.redis_prefix),
             node_id=node_id,
             templates=Templates.load(settings.messages_file),
+            rules=load_rules(settings.rules_file),
         )

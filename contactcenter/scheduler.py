@@ -56,13 +56,17 @@ async def schedule(session: AsyncSession, plans: Iterable[Plan], now: datetime) 
 
 async def run_due(
     sessions: async_sessionmaker[AsyncSession], handler: Handler, now: datetime, *,
-    limit: int = 500,
+    limit: int = 500, kinds: Iterable[str] | None = None,
 ) -> int:
-    """Claim up to `limit` due items, do each, mark it done; one transaction. Returns the count."""
+    """Claim up to `limit` due items (of `kinds`, default all), do each, mark it done; one
+    transaction. Returns the count."""
     async with sessions.begin() as session:
+        due = [ScheduledWork.state == "pending", ScheduledWork.due_at <= now]
+        if kinds is not None:
+            due.append(ScheduledWork.kind.in_(list(kinds)))
         items = (await session.scalars(
             select(ScheduledWork)
-            .where(ScheduledWork.state == "pending", ScheduledWork.due_at <= now)
+            .where(*due)
             .order_by(ScheduledWork.due_at, ScheduledWork.id)
             .limit(limit)
             .with_for_update(skip_locked=True)

@@ -24,6 +24,7 @@ def contact_summary(contact: Contact, queue: Queue | None = None) -> dict[str, A
         "subject": contact.subject,
         "body": contact.body,
         "created_at": contact.created_at.isoformat(),
+        "meta": contact.meta or {},  # channel details; a callback's purpose, category, script
     }
 
 

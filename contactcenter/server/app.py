@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy import text
 
 from contactcenter import metrics
+from contactcenter.callbacks import scheduler_loop
 from contactcenter.dispatch import Dispatcher
 from contactcenter.errors import ContactCenterError
 from contactcenter.runtime import Runtime
@@ -96,6 +97,7 @@ async def _start(app: web.Application) -> None:
     app[TASKS] = [
         asyncio.create_task(rt.dispatcher.run(), name="dispatcher"),
         asyncio.create_task(refresh_presence(app), name="presence"),
+        asyncio.create_task(scheduler_loop(rt), name="scheduler"),
     ]
 
 

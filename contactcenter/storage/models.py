@@ -347,3 +347,21 @@ class ScheduledWork(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     result: Mapped[dict[str, Any] | None] = mapped_column(Json)
+
+
+class CustomerEvent(Base):
+    """Something that happened to a customer that rules react to: a purchase, an installation,
+    a repair dispatched or completed, a written complaint or proposal. `external_id` is the
+    sending system's id: a repeat is a no-op."""
+
+    __tablename__ = "customer_events"
+    __table_args__ = (Index("ix_customer_events_customer_at", "customer_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    external_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    data: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

@@ -8,6 +8,7 @@ from contactcenter.server.api import (  # noqa: E402, F401  (registration side e
     auth,
     contacts,
     customers,
+    events,
     queues,
     stats,
     users,

@@ -1,0 +1,50 @@
+"""Customer events in (a purchase, a repair completed, a written complaint…) and the work the
+rules plan from them, stored in the same transaction so no event is recorded unplanned."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contactcenter.customers import get_customer
+from contactcenter.errors import InvalidInput
+from contactcenter.rules.config import TRIGGERS, Rules
+from contactcenter.rules.plan import CallbackPlan, Event, callbacks_for
+from contactcenter.rules.plan import Customer as Facts
+from contactcenter.scheduler import schedule
+from contactcenter.storage.models import Customer, CustomerEvent
+
+
+def facts(customer: Customer) -> Facts:
+    opted_out = any(c.purpose == "sms-marketing" and not c.granted for c in customer.consents)
+    return Facts(id=customer.id, tier=customer.effective_tier, timezone=customer.timezone,
+                 language=customer.language, birthday=customer.birthday,
+                 tags=frozenset(t.tag for t in customer.tags), marketing_opt_out=opted_out)
+
+
+async def record_event(
+    session: AsyncSession, rules: Rules, *, customer_id: int, kind: str, at: datetime,
+    now: datetime, external_id: str | None = None, data: dict[str, Any] | None = None,
+    actor_id: int | None = None,
+) -> tuple[CustomerEvent, list[CallbackPlan], bool]:
+    """Store the event and schedule what it makes due; (event, plans, created). A repeated
+    `external_id` returns the stored event and plans nothing more."""
+    if kind not in TRIGGERS:
+        raise InvalidInput(f"kind must be one of {', '.join(TRIGGERS)}")
+    if external_id is not None:
+        seen = await session.scalar(
+            select(CustomerEvent).where(CustomerEvent.external_id == external_id))
+        if seen is not None:
+            return seen, [], False
+    customer = await get_customer(session, customer_id)
+    event = CustomerEvent(customer_id=customer.id, kind=kind, at=at, external_id=external_id,
+                          data=data or {}, created_at=now, actor_user_id=actor_id)
+    session.add(event)
+    await session.flush()
+    plans = callbacks_for(Event(kind, at, customer.id, f"event:{event.id}"), facts(customer),
+                          rules)
+    await schedule(session, plans, now)
+    return event, plans, True
