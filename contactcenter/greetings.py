@@ -1,0 +1,65 @@
+"""Planning the day's greeting SMS (spec §4) for every customer, in batches.
+
+Customers are read in id order, `batch` at a time (keyset pagination: no OFFSET, no cursor held
+open), turned into the rules' facts, planned and scheduled; memory stays at one batch whatever
+the number of customers. Planning is idempotent (scheduled work is keyed), so a rerun after a
+crash, or on another node, adds nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contactcenter.rules.config import Rules
+from contactcenter.rules.plan import Customer as Facts
+from contactcenter.rules.plan import greetings_on
+from contactcenter.scheduler import schedule
+from contactcenter.storage.models import Consent, Customer, CustomerTag
+
+OPT_OUT_PURPOSE = "sms-marketing"
+
+
+async def _facts(session: AsyncSession, after_id: int, batch: int) -> list[Facts]:
+    rows = (await session.execute(
+        select(Customer.id, Customer.tier, Customer.tier_override, Customer.timezone,
+               Customer.language, Customer.birthday)
+        .where(Customer.id > after_id).order_by(Customer.id).limit(batch)
+    )).all()
+    if not rows:
+        return []
+    ids = [r.id for r in rows]
+    tags: dict[int, set[str]] = defaultdict(set)
+    for customer_id, tag in (await session.execute(
+            select(CustomerTag.customer_id, CustomerTag.tag)
+            .where(CustomerTag.customer_id.between(ids[0], ids[-1])))).all():
+        tags[customer_id].add(tag)
+    opted_out = set((await session.scalars(
+        select(Consent.customer_id).where(
+            Consent.customer_id.between(ids[0], ids[-1]),
+            Consent.purpose == OPT_OUT_PURPOSE, Consent.granted.is_(False)))).all())
+    return [Facts(id=r.id, tier=r.tier_override or r.tier, timezone=r.timezone,
+                  language=r.language, birthday=r.birthday, tags=frozenset(tags[r.id]),
+                  marketing_opt_out=r.id in opted_out) for r in rows]
+
+
+async def plan_greetings(
+    sessions: async_sessionmaker[AsyncSession], rules: Rules, day: date, now: datetime, *,
+    batch: int = 5000, progress: Callable[[int, int], None] | None = None,
+) -> tuple[int, int]:
+    """Schedule `day`'s greetings; returns (customers read, items newly scheduled)."""
+    after, read, scheduled = 0, 0, 0
+    while True:
+        async with sessions.begin() as session:
+            facts = await _facts(session, after, batch)
+            if not facts:
+                return read, scheduled
+            scheduled += await schedule(session, greetings_on(day, facts, rules), now)
+        read += len(facts)
+        after = facts[-1].id
+        if progress is not None:
+            progress(read, scheduled)
