@@ -4,7 +4,6 @@ like any inbound one, carrying the rule's purpose, category and the callback scr
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -61,7 +60,10 @@ async def run_callbacks(rt: Runtime) -> list[int]:
         try:
             queue = select_queue(await rt.queue_cache.get(session), Channel.CALLBACK.value)
         except NotFound:
-            log.warning("callbacks are due but no active queue takes channel 'callback'")
+            if await session.scalar(select(ScheduledWork.id).where(
+                    ScheduledWork.kind == "callback", ScheduledWork.state == "pending",
+                    ScheduledWork.due_at <= utc(rt.clock.now())).limit(1)):
+                log.warning("callbacks are due but no active queue takes channel 'callback'")
             return []
     created: list[int] = []  # valid only once run_due has committed
 
@@ -88,14 +90,3 @@ async def run_callbacks(rt: Runtime) -> list[int]:
                 "owner_ids": [o.user_id for o in customer.owners]}})
     await rt.broker.submit_many(enqueue)
     return [c.id for c in contacts]
-
-
-async def scheduler_loop(rt: Runtime) -> None:
-    while True:
-        try:
-            await run_callbacks(rt)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("scheduled callbacks failed; retrying on the next round")
-        await asyncio.sleep(rt.settings.scheduler_seconds)

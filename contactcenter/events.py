@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contactcenter.customers import get_customer
 from contactcenter.errors import InvalidInput
 from contactcenter.rules.config import TRIGGERS, Rules
-from contactcenter.rules.plan import CallbackPlan, Event, callbacks_for
+from contactcenter.rules.plan import UNGRADED, CallbackPlan, Event, callbacks_for
 from contactcenter.rules.plan import Customer as Facts
 from contactcenter.scheduler import schedule
 from contactcenter.storage.models import Customer, CustomerEvent
@@ -20,7 +20,8 @@ from contactcenter.storage.models import Customer, CustomerEvent
 
 def facts(customer: Customer) -> Facts:
     opted_out = any(c.purpose == "sms-marketing" and not c.granted for c in customer.consents)
-    return Facts(id=customer.id, tier=customer.effective_tier, timezone=customer.timezone,
+    return Facts(id=customer.id, tier=customer.effective_tier or UNGRADED,
+                 timezone=customer.timezone,
                  language=customer.language, birthday=customer.birthday,
                  tags=frozenset(t.tag for t in customer.tags), marketing_opt_out=opted_out)
 

@@ -8,20 +8,35 @@ crash, or on another node, adds nothing.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import date, datetime
 
+from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from contactcenter.clock import utc
+from contactcenter.events import facts
+from contactcenter.outbound import Outgoing, send_with_retries
 from contactcenter.rules.config import Rules
+from contactcenter.rules.plan import UNGRADED, greetings_on, release
 from contactcenter.rules.plan import Customer as Facts
-from contactcenter.rules.plan import greetings_on
-from contactcenter.scheduler import schedule
-from contactcenter.storage.models import Consent, Customer, CustomerTag
+from contactcenter.runtime import Runtime
+from contactcenter.scheduler import run_due, schedule
+from contactcenter.storage.models import (
+    Consent,
+    Conversation,
+    Customer,
+    CustomerTag,
+    Message,
+    ScheduledWork,
+)
 
 OPT_OUT_PURPOSE = "sms-marketing"
+log = logging.getLogger(__name__)
+_env = SandboxedEnvironment()
 
 
 async def _facts(session: AsyncSession, after_id: int, batch: int) -> list[Facts]:
@@ -42,7 +57,7 @@ async def _facts(session: AsyncSession, after_id: int, batch: int) -> list[Facts
         select(Consent.customer_id).where(
             Consent.customer_id.between(ids[0], ids[-1]),
             Consent.purpose == OPT_OUT_PURPOSE, Consent.granted.is_(False)))).all())
-    return [Facts(id=r.id, tier=r.tier_override or r.tier, timezone=r.timezone,
+    return [Facts(id=r.id, tier=r.tier_override or r.tier or UNGRADED, timezone=r.timezone,
                   language=r.language, birthday=r.birthday, tags=frozenset(tags[r.id]),
                   marketing_opt_out=r.id in opted_out) for r in rows]
 
@@ -63,3 +78,53 @@ async def plan_greetings(
         after = facts[-1].id
         if progress is not None:
             progress(read, scheduled)
+
+
+async def send_due_greetings(rt: Runtime) -> int:
+    """Store and send the greeting SMS that are due; returns how many went out.
+
+    Each item becomes an outbound message in the claiming transaction (exactly once); the
+    provider send follows the commit, with the usual retries and status. A customer who opted
+    out since the planning gets nothing; one whose quiet hours began meanwhile waits for their
+    end."""
+    sender = rt.senders.get("sms")
+    if sender is None or not rt.settings.sms_from:
+        return 0
+    now = utc(rt.clock.now())
+    ready: list[Outgoing] = []
+
+    async def store(session: AsyncSession, item: ScheduledWork) -> dict[str, object] | None:
+        customer = await session.get(Customer, item.customer_id)
+        if customer is None or not customer.phones:
+            return {"skipped": "no phone number"}
+        who = facts(customer)
+        if who.marketing_opt_out:
+            return {"skipped": "opted out"}
+        allowed = release(now, who, rt.rules)
+        if allowed > now:
+            item.due_at = allowed
+            return None
+        body = _env.from_string(item.payload["template"]).render(
+            name=customer.honorific or customer.name, company=rt.settings.company_name,
+            **item.payload.get("values", {}))
+        conversation = Conversation(customer_id=customer.id, channel="sms", status="closed",
+                                    created_at=now, last_message_at=now)
+        session.add(conversation)
+        await session.flush()
+        message = Message(conversation_id=conversation.id, direction="outbound", body=body,
+                          status="queued", created_at=now,
+                          meta={"automatic": "greeting", "rule": item.rule_id})
+        session.add(message)
+        await session.flush()
+        ready.append(Outgoing(message_id=message.id, contact_id=None,
+                              conversation_id=conversation.id, channel="sms",
+                              to=customer.phones[0].number, via=rt.settings.sms_from, body=body,
+                              subject=None, language=customer.language,
+                              conversation_token=None))
+        return {"message_id": message.id}
+
+    await run_due(rt.sessions, store, now, kinds=["sms"])
+    for out in ready:  # committed: now they may leave
+        rt.spawn(send_with_retries(rt, out.message_id, "sms",
+                                   lambda out=out: sender.send(rt, out)))
+    return len(ready)

@@ -34,7 +34,7 @@ class Outgoing:
     """Everything a channel needs to send one message, read in one place."""
 
     message_id: int
-    contact_id: int
+    contact_id: int | None  # None for automated messages (greetings) outside any contact
     conversation_id: int | None
     channel: str
     to: str | None  # the customer's address: where the contact came from

@@ -24,8 +24,9 @@ from contactcenter.rules.plan import CallbackPlan, SmsPlan, VisitPlan
 from contactcenter.storage.models import ScheduledWork
 
 Plan = CallbackPlan | SmsPlan | VisitPlan
-# Does one item's effect inside the claiming transaction; returns what to record as its result.
-Handler = Callable[[AsyncSession, ScheduledWork], Awaitable[dict[str, Any]]]
+# Does one item's effect inside the claiming transaction; returns what to record as its result,
+# or None to leave the item pending (it may have moved the item's due_at: quiet hours).
+Handler = Callable[[AsyncSession, ScheduledWork], Awaitable[dict[str, Any] | None]]
 
 
 def _row(plan: Plan, now: datetime) -> dict[str, Any]:
@@ -59,7 +60,7 @@ async def run_due(
     limit: int = 500, kinds: Iterable[str] | None = None,
 ) -> int:
     """Claim up to `limit` due items (of `kinds`, default all), do each, mark it done; one
-    transaction. Returns the count."""
+    transaction. Returns how many were done."""
     async with sessions.begin() as session:
         due = [ScheduledWork.state == "pending", ScheduledWork.due_at <= now]
         if kinds is not None:
@@ -71,7 +72,10 @@ async def run_due(
             .limit(limit)
             .with_for_update(skip_locked=True)
         )).all()
+        done = 0
         for item in items:
-            item.result = await handler(session, item)
-            item.state, item.done_at = "done", now
-        return len(items)
+            result = await handler(session, item)
+            if result is not None:
+                item.result, item.state, item.done_at = result, "done", now
+                done += 1
+        return done

@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = None
     twilio_api_base: str | None = None  # e.g. a fake Twilio on loopback in tests
+    sms_from: str | None = None  # our number for automated SMS (greetings), E.164
     sms_conversation_hours: float = 24.0  # an SMS within this joins the open conversation
     ivr_file: Path | None = None  # IVR menus per called number; default channels/ivr.toml
     callback_offer_seconds: float = 120.0  # waiting callers may then press 1 for a callback

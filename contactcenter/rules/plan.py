@@ -17,6 +17,8 @@ import holidays
 from contactcenter.hours import DAYS
 from contactcenter.rules.config import Rules
 
+UNGRADED = "D"  # grading puts everyone not in A-C into D; a customer not yet graded is too
+
 
 @dataclass(frozen=True)
 class Customer:

@@ -14,9 +14,9 @@ from pydantic import ValidationError
 from sqlalchemy import text
 
 from contactcenter import metrics
-from contactcenter.callbacks import scheduler_loop
 from contactcenter.dispatch import Dispatcher
 from contactcenter.errors import ContactCenterError
+from contactcenter.jobs import scheduler_loop
 from contactcenter.runtime import Runtime
 from contactcenter.server.agent_ws import AGENT_SOCKETS, agent_ws, reannounce, refresh_presence
 from contactcenter.server.api import api
