@@ -415,32 +415,27 @@ def audit(
 _IN_CHUNK = 1000
 
 
-async def taken_phones(session: AsyncSession, numbers: Iterable[str]) -> dict[str, int]:
-    """Which of these E.164 numbers already belong to a customer: {number: customer id}."""
-    wanted = list(dict.fromkeys(numbers))
+async def _owners(
+    session: AsyncSession, key: Any, owner: Any, values: Iterable[str]
+) -> dict[str, int]:
+    """{value: customer id} for the values of a unique key column that are taken, in chunks
+    so a batch of any size stays within the database's parameter limits."""
+    wanted = list(dict.fromkeys(values))
     taken: dict[str, int] = {}
     for i in range(0, len(wanted), _IN_CHUNK):
-        rows = await session.execute(
-            select(CustomerPhone.number, CustomerPhone.customer_id).where(
-                CustomerPhone.number.in_(wanted[i : i + _IN_CHUNK])
-            )
-        )
-        taken.update({number: owner for number, owner in rows})
+        rows = await session.execute(select(key, owner).where(key.in_(wanted[i : i + _IN_CHUNK])))
+        taken.update({value: customer_id for value, customer_id in rows})
     return taken
+
+
+async def taken_phones(session: AsyncSession, numbers: Iterable[str]) -> dict[str, int]:
+    """Which of these E.164 numbers already belong to a customer: {number: customer id}."""
+    return await _owners(session, CustomerPhone.number, CustomerPhone.customer_id, numbers)
 
 
 async def taken_emails(session: AsyncSession, addresses: Iterable[str]) -> dict[str, int]:
     """Which of these (normalised) addresses already belong to a customer: {address: id}."""
-    wanted = list(dict.fromkeys(addresses))
-    taken: dict[str, int] = {}
-    for i in range(0, len(wanted), _IN_CHUNK):
-        rows = await session.execute(
-            select(CustomerEmail.address, CustomerEmail.customer_id).where(
-                CustomerEmail.address.in_(wanted[i : i + _IN_CHUNK])
-            )
-        )
-        taken.update({address: owner for address, owner in rows})
-    return taken
+    return await _owners(session, CustomerEmail.address, CustomerEmail.customer_id, addresses)
 
 
 def phone_conflict(number: str, owner: int | str) -> Conflict:
@@ -937,15 +932,7 @@ async def _lookup(
 ) -> tuple[dict[str | None, Customer], dict[str | None, Customer]]:
     phones = {p for p, _, _ in keys if p}
     emails = {e for _, e, _ in keys if e}
-    ids: dict[str, int] = {}
-    if phones:
-        ids |= dict((await session.execute(
-            select(CustomerPhone.number, CustomerPhone.customer_id)
-            .where(CustomerPhone.number.in_(phones)))).all())
-    if emails:
-        ids |= dict((await session.execute(
-            select(CustomerEmail.address, CustomerEmail.customer_id)
-            .where(CustomerEmail.address.in_(emails)))).all())
+    ids = await taken_phones(session, phones) | await taken_emails(session, emails)
     customers = {}
     if ids:
         customers = {c.id: c for c in (await session.scalars(
