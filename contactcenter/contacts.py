@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from contactcenter.clock import utc
-from contactcenter.customers import customer_card, customer_histories, find_or_create_many
+from contactcenter.customers import customer_cards, customer_histories, find_or_create_many
 from contactcenter.domain import ContactState, Direction
 from contactcenter.errors import ContactCenterError, NotFound, Unavailable
 from contactcenter.queues import select_queue
@@ -35,7 +35,6 @@ from contactcenter.storage.models import (
     Attachment,
     Contact,
     Conversation,
-    Customer,
     Message,
     Queue,
 )
@@ -141,17 +140,66 @@ def _settle(future: asyncio.Future[Intake], result: Intake | BaseException) -> N
 
 
 @dataclass
+class _Conversation:
+    """A conversation as the intake needs it; `id` is None until a new one is inserted."""
+
+    id: int | None
+    customer_id: int
+    channel: str
+    last_message_at: datetime
+    token: str | None = None
+    subject: str | None = None
+
+
+@dataclass
+class _Contact:
+    """A contact the batch starts, with the attributes `contact_summary` reads."""
+
+    channel: str
+    direction: str
+    state: str
+    customer_id: int
+    queue_id: int
+    tier: str | None
+    from_address: str | None
+    to_address: str | None
+    subject: str | None
+    body: str | None
+    external_id: str | None
+    meta: dict[str, Any] | None
+    created_at: datetime
+    id: int | None = None
+    conversation_id: int | None = None
+    agent_id: int | None = None
+
+
+@dataclass
+class _Message:
+    """An inbound message as stored, with the attributes `message_public` reads."""
+
+    body: str
+    meta: dict[str, Any]
+    created_at: datetime
+    id: int | None = None
+    direction: str = Direction.INBOUND.value
+    author_user_id: int | None = None
+    private: bool = False
+    status: str | None = None
+    error: str | None = None
+
+
+@dataclass
 class _Plan:
     """What one item becomes, worked out before anything is written."""
 
     item: Inbound
     queue: Queue
-    customer: Customer
+    customer: dict[str, Any]  # the card
     created_customer: bool
-    conversation: Conversation
-    contact: Contact
+    conversation: _Conversation
+    contact: Any  # a stored contact in progress (a row) or a new `_Contact`
     new_contact: bool
-    message: Message | None = None
+    message: _Message | None = None
 
 
 async def _take_in_batch(rt: Runtime, items: Sequence[Inbound]) -> list[Intake | Exception]:
@@ -196,10 +244,10 @@ async def _take_in_batch(rt: Runtime, items: Sequence[Inbound]) -> list[Intake |
                 if live is None:
                     waiting.take(queue)
                     entered = now if item.entered_at is None else min(item.entered_at, now)
-                    live = Contact(
+                    live = _Contact(
                         channel=item.channel, direction=Direction.INBOUND.value,
-                        state=ContactState.QUEUED.value, customer_id=customer.id,
-                        queue_id=queue.id, tier=customer.effective_tier,
+                        state=ContactState.QUEUED.value, customer_id=customer["id"],
+                        queue_id=queue.id, tier=customer["tier"],
                         from_address=item.address, to_address=item.to, subject=item.subject,
                         body=item.body, external_id=item.external_id, meta=item.contact_meta,
                         created_at=utc(entered),
@@ -212,9 +260,9 @@ async def _take_in_batch(rt: Runtime, items: Sequence[Inbound]) -> list[Intake |
                 results[i] = e
                 continue
             plans[i] = _Plan(item, queue, customer, created, conversation, live, new)
-        await _write(session, plans, at)
+        await _write(await session.connection(), plans, at)
         histories = await customer_histories(
-            session, {p.customer.id for p in plans.values() if p.new_contact},
+            session, {p.customer["id"] for p in plans.values() if p.new_contact},
             limit=HISTORY + 1)
         enqueue, deliveries = [], []
         for i, p in plans.items():
@@ -222,9 +270,9 @@ async def _take_in_batch(rt: Runtime, items: Sequence[Inbound]) -> list[Intake |
             results[i] = Intake(summary, p.conversation.id,
                                 p.message.id if p.message else None, p.new_contact, False)
             if p.new_contact:
-                card = customer_card(p.customer)
+                card = dict(p.customer)
                 card["is_new"] = p.created_customer or card.get("is_new", False)
-                history = [h for h in histories[p.customer.id]
+                history = [h for h in histories[p.customer["id"]]
                            if h["contact_id"] != p.contact.id][:HISTORY]
                 enqueue.append({
                     "op": "enqueue",
@@ -232,7 +280,7 @@ async def _take_in_batch(rt: Runtime, items: Sequence[Inbound]) -> list[Intake |
                                 "channel": p.contact.channel,
                                 "entered_at": p.contact.created_at.timestamp(),
                                 "tier": p.contact.tier,
-                                "owner_ids": [o.user_id for o in p.customer.owners]},
+                                "owner_ids": p.customer["owners"]},
                     "pop": {"contact": summary, "customer": card, "history": history},
                 })
             elif p.contact.agent_id is not None and p.message is not None:
@@ -256,87 +304,99 @@ async def _take_in_batch(rt: Runtime, items: Sequence[Inbound]) -> list[Intake |
 class _Threads:
     """Conversations and their contacts in progress for a batch, read in three queries
     (`load_conversations`, then `load_recent` once the customers are known); what the batch
-    itself starts is visible to the items after it."""
+    itself starts is visible to the items after it. Rows, not ORM objects: the intake is the
+    hot path, and it writes them back with set-based statements (`_write`)."""
 
     def __init__(self) -> None:
-        self.by_id: dict[int, Conversation] = {}
-        self.recent: dict[tuple[int, str], Conversation] = {}
-        self.live_of: dict[int, Contact] = {}
-        self.started_in_batch: dict[int, Contact] = {}  # id(conversation) -> contact
+        self.by_id: dict[int, _Conversation] = {}
+        self.recent: dict[tuple[int, str], _Conversation] = {}
+        self.live_of: dict[int, Any] = {}
+        self.started_in_batch: dict[int, _Contact] = {}  # id(conversation) -> contact
 
     async def load_conversations(self, session: AsyncSession, items: Sequence[Inbound]) -> None:
         ids = {i.conversation_id for i in items if i.conversation_id is not None}
         if ids:
-            self.by_id = {c.id: c for c in (await session.scalars(
-                select(Conversation).where(Conversation.id.in_(ids)))).all()}
+            self.by_id = {c.id: c for c in await _conversations(session, _CONV.c.id.in_(ids))}
 
     async def load_recent(self, session: AsyncSession, items: Sequence[Inbound],
-                          customers: Sequence[Customer], at: datetime) -> None:
-        joins = [(c.id, i.channel, i.join_within) for i, c in zip(items, customers, strict=True)
-                 if i.join_within is not None and c.id is not None]
+                          customers: Sequence[dict[str, Any]], at: datetime) -> None:
+        joins = [(c["id"], i.channel, i.join_within)
+                 for i, c in zip(items, customers, strict=True) if i.join_within is not None]
         if joins:
             oldest = at - max(w for _, _, w in joins if w is not None)
-            rows = (await session.scalars(
-                select(Conversation).where(
-                    Conversation.customer_id.in_({c for c, _, _ in joins}),
-                    Conversation.channel.in_({ch for _, ch, _ in joins}),
-                    Conversation.last_message_at >= oldest,
-                ).order_by(Conversation.last_message_at))).all()
+            rows = await _conversations(
+                session,
+                _CONV.c.customer_id.in_({c for c, _, _ in joins}),
+                _CONV.c.channel.in_({ch for _, ch, _ in joins}),
+                _CONV.c.last_message_at >= oldest,
+                order_by=_CONV.c.last_message_at)
             self.recent = {(c.customer_id, c.channel): c for c in rows}  # the latest wins
         known = set(self.by_id) | {c.id for c in self.recent.values()}
         if known:
-            for contact in (await session.scalars(
-                select(Contact).where(Contact.conversation_id.in_(known),
-                                      Contact.state.in_(_IN_PROGRESS))
-                .order_by(Contact.id))).all():
-                self.live_of[contact.conversation_id] = contact  # type: ignore[index]
+            for contact in await session.execute(
+                select(_CONTACT).where(_CONTACT.c.conversation_id.in_(known),
+                                       _CONTACT.c.state.in_(_IN_PROGRESS))
+                .order_by(_CONTACT.c.id)):
+                self.live_of[contact.conversation_id] = contact
 
-    def conversation(self, item: Inbound, customer: Customer, at: datetime) -> Conversation:
+    def conversation(self, item: Inbound, customer: dict[str, Any],
+                     at: datetime) -> _Conversation:
         if item.conversation_id is not None:
             conversation = self.by_id.get(item.conversation_id)
             if conversation is None:
                 raise NotFound(f"no conversation {item.conversation_id}")
         else:
-            key = (customer.id, item.channel)
+            key = (customer["id"], item.channel)
             conversation = self.recent.get(key) if item.join_within is not None else None
             if conversation is not None and conversation.last_message_at < at - (
                 item.join_within or timedelta(0)
             ):
                 conversation = None
             if conversation is None:
-                conversation = Conversation(
-                    customer_id=customer.id, channel=item.channel, status="open",
-                    token=item.conversation_token, subject=item.subject, created_at=at,
-                    last_message_at=at)
-                if customer.id is not None:
-                    self.recent[key] = conversation
+                conversation = _Conversation(
+                    id=None, customer_id=customer["id"], channel=item.channel,
+                    token=item.conversation_token, subject=item.subject, last_message_at=at)
+                self.recent[key] = conversation
         conversation.last_message_at = at
         return conversation
 
-    def live(self, conversation: Conversation) -> Contact | None:
+    def live(self, conversation: _Conversation) -> Any:
         return self.started_in_batch.get(id(conversation)) or (
             self.live_of.get(conversation.id) if conversation.id is not None else None)
 
-    def started(self, conversation: Conversation, contact: Contact) -> None:
+    def started(self, conversation: _Conversation, contact: _Contact) -> None:
         self.started_in_batch[id(conversation)] = contact
 
 
+_CONV = Conversation.__table__
+_CONTACT = Contact.__table__
+_MESSAGE = Message.__table__
+
+
+async def _conversations(session: AsyncSession, *where: Any,
+                         order_by: Any = None) -> list[_Conversation]:
+    stmt = select(_CONV.c.id, _CONV.c.customer_id, _CONV.c.channel, _CONV.c.last_message_at,
+                  _CONV.c.token, _CONV.c.subject).where(*where)
+    if order_by is not None:
+        stmt = stmt.order_by(order_by)
+    return [_Conversation(*row) for row in await session.execute(stmt)]
+
+
 async def _customers(session: AsyncSession, items: Sequence[Inbound], threads: _Threads,
-                     at: datetime) -> list[tuple[Customer, bool]]:
-    """Who each item is from. A line in a known conversation is that conversation's
-    customer's, whatever address it came from (an anonymous chat has no phone or email);
-    the others are found or created by their address."""
+                     at: datetime) -> list[tuple[dict[str, Any], bool]]:
+    """Who each item is from, as (card, created). A line in a known conversation is that
+    conversation's customer's, whatever address it came from (an anonymous chat has no phone
+    or email); the others are found or created by their address."""
     owner = {i: threads.by_id[item.conversation_id].customer_id
              for i, item in enumerate(items)
              if item.conversation_id is not None and item.conversation_id in threads.by_id}
-    known = {c.id: c for c in (await session.scalars(
-        select(Customer).where(Customer.id.in_(set(owner.values()))))).all()} if owner else {}
     rest = [i for i in range(len(items)) if i not in owner]
     found = await find_or_create_many(
         session, [(items[i].channel, items[i].address, items[i].display_name) for i in rest],
         now=at)
-    by_index = dict(zip(rest, found, strict=True))
-    return [(known[owner[i]], False) if i in owner else by_index[i] for i in range(len(items))]
+    who = {i: (owner[i], False) for i in owner} | dict(zip(rest, found, strict=True))
+    cards = await customer_cards(session, {cid for cid, _ in who.values()})
+    return [(cards[who[i][0]], who[i][1]) for i in range(len(items))]
 
 
 class _Waiting:
@@ -355,29 +415,63 @@ class _Waiting:
         self.counts[queue.id] = waiting + 1
 
 
-async def _write(session: AsyncSession, plans: dict[int, _Plan], at: datetime) -> None:
-    """Insert conversations, then contacts, then messages: one flush per kind of row."""
-    session.add_all({id(p.conversation): p.conversation for p in plans.values()}.values())
-    await session.flush()
-    for p in plans.values():
-        if p.new_contact:
+async def _write(conn: AsyncConnection, plans: dict[int, _Plan], at: datetime) -> None:
+    """Insert the new conversations, contacts and messages and touch the joined conversations:
+    one executemany per kind of row, ids back by RETURNING in the order given."""
+    conversations = list({id(p.conversation): p.conversation for p in plans.values()}.values())
+    new = [c for c in conversations if c.id is None]
+    joined = [c for c in conversations if c.id is not None]
+    if new:
+        ids = await _insert(conn, _CONV, [
+            {"customer_id": c.customer_id, "channel": c.channel, "status": "open",
+             "token": c.token, "subject": c.subject, "created_at": at,
+             "last_message_at": c.last_message_at} for c in new])
+        for c, id_ in zip(new, ids, strict=True):
+            c.id = id_
+    if joined:
+        await conn.execute(
+            update(_CONV).where(_CONV.c.id == bindparam("cid"))
+            .values(last_message_at=bindparam("at")),
+            [{"cid": c.id, "at": c.last_message_at} for c in joined])
+    contacts = [p for p in plans.values() if p.new_contact]
+    if contacts:
+        for p in contacts:
             p.contact.conversation_id = p.conversation.id
-            session.add(p.contact)
-    await session.flush()
-    for p in plans.values():
-        item = p.item
-        if item.body or item.attachments or item.meta:  # a call has no message: the contact is
-            p.message = Message(                          # the record
-                conversation_id=p.conversation.id, contact_id=p.contact.id,
-                direction=Direction.INBOUND.value, body=item.body, created_at=at,
-                external_id=_message_key(item), meta=dict(item.meta))
-            session.add(p.message)
-    await session.flush()
-    for p in plans.values():
-        if p.message is not None:
-            session.add_all(Attachment(message_id=p.message.id, filename=a.filename,
-                                       content_type=a.content_type, size=len(a.content),
-                                       content=a.content) for a in p.item.attachments)
+        ids = await _insert(conn, _CONTACT, [
+            {k: getattr(p.contact, k) for k in _CONTACT_COLUMNS} for p in contacts])
+        for p, id_ in zip(contacts, ids, strict=True):
+            p.contact.id = id_
+    messaged = [p for p in plans.values()
+                # a call has no message: the contact is the record
+                if p.item.body or p.item.attachments or p.item.meta]
+    if messaged:
+        for p in messaged:
+            p.message = _Message(body=p.item.body, meta=dict(p.item.meta), created_at=at)
+        ids = await _insert(conn, _MESSAGE, [
+            {"conversation_id": p.conversation.id, "contact_id": p.contact.id,
+             "direction": Direction.INBOUND.value, "body": p.item.body, "created_at": at,
+             "external_id": _message_key(p.item), "meta": dict(p.item.meta)}
+            for p in messaged])
+        for p, id_ in zip(messaged, ids, strict=True):
+            assert p.message is not None
+            p.message.id = id_
+    attachments = [
+        {"message_id": p.message.id, "filename": a.filename, "content_type": a.content_type,
+         "size": len(a.content), "content": a.content}
+        for p in messaged if p.message is not None for a in p.item.attachments]
+    if attachments:
+        await conn.execute(insert(Attachment.__table__), attachments)
+
+
+_CONTACT_COLUMNS = ("channel", "direction", "state", "customer_id", "queue_id", "tier",
+                    "from_address", "to_address", "subject", "body", "external_id", "meta",
+                    "created_at", "conversation_id")
+
+
+async def _insert(conn: AsyncConnection, table: Any, rows: list[dict[str, Any]]) -> list[int]:
+    result = await conn.execute(
+        insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
+    return list(result.scalars())
 
 
 def _message_key(inbound: Inbound) -> str | None:
@@ -413,7 +507,7 @@ async def _seen(rt: Runtime, items: Sequence[Inbound]) -> dict[int, Intake]:
     return out
 
 
-def message_public(message: Message) -> dict[str, Any]:
+def message_public(message: Message | _Message) -> dict[str, Any]:
     return {
         "id": message.id, "direction": message.direction, "body": message.body,
         "author_user_id": message.author_user_id, "private": message.private,

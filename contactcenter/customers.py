@@ -864,7 +864,11 @@ async def find_or_create_by_address(
     (a withheld caller id, a chat handle) still gets a new customer, named `display_name` or the
     address: a contact is never refused because its sender cannot be identified.
     """
-    return (await find_or_create_many(session, [(channel, address, display_name)], now=now))[0]
+    customer_id, created = (
+        await find_or_create_many(session, [(channel, address, display_name)], now=now))[0]
+    customer = await session.get(Customer, customer_id)
+    assert customer is not None
+    return customer, created
 
 
 async def find_or_create_many(
@@ -872,15 +876,16 @@ async def find_or_create_many(
     senders: Sequence[tuple[str, str, str | None]],
     *,
     now: datetime,
-) -> list[tuple[Customer, bool]]:
+) -> list[tuple[int, bool]]:
     """`find_or_create_by_address` for many (channel, address, display name) at once, in a few
-    set-based queries whatever their number; one new customer per unknown phone or email even
-    when it appears twice. A race lost to another writer for a new number is resolved by
-    finding the winner's customer."""
+    set-based queries whatever their number: (customer id, created) each; one new customer per
+    unknown phone or email even when it appears twice. A race lost to another writer for a new
+    number is resolved by finding the winner's customer. Ids, not objects: the intake reads
+    the cards it needs with `customer_cards`."""
     keys = [_address_keys(channel, address) for channel, address, _ in senders]
     by_phone, by_email = await _lookup(session, keys)
     new: dict[str, Customer] = {}
-    out: list[tuple[Customer, bool]] = []
+    out: list[tuple[Customer | int, bool]] = []
     for (_, address, display_name), (phone, email, address_name) in zip(senders, keys,
                                                                        strict=True):
         found = by_phone.get(phone) if phone else by_email.get(email) if email else None
@@ -903,9 +908,9 @@ async def find_or_create_many(
         if key is not None:
             new[key] = customer
         out.append((customer, True))
-    created = [c for c, is_new in out if is_new]
+    created = [c for c, is_new in out if isinstance(c, Customer)]
     if not created:
-        return out
+        return out  # type: ignore[return-value]
     try:
         # A savepoint, so that losing a race for a new number leaves the caller's transaction
         # usable for the lookup that finds the winner's customer.
@@ -923,23 +928,55 @@ async def find_or_create_many(
             if is_new and winner is None:
                 raise
             retried.append((winner, False) if winner is not None else (customer, False))
-        return retried
-    return out
+        out = retried
+    return [(c.id if isinstance(c, Customer) else c, is_new) for c, is_new in out]
 
 
 async def _lookup(
     session: AsyncSession, keys: Sequence[tuple[str | None, str | None, str | None]]
-) -> tuple[dict[str | None, Customer], dict[str | None, Customer]]:
+) -> tuple[dict[str | None, int], dict[str | None, int]]:
     phones = {p for p, _, _ in keys if p}
     emails = {e for _, e, _ in keys if e}
-    ids = await taken_phones(session, phones) | await taken_emails(session, emails)
-    customers = {}
-    if ids:
-        customers = {c.id: c for c in (await session.scalars(
-            select(Customer).where(Customer.id.in_(set(ids.values()))))).all()}
-    by_phone = {p: customers[ids[p]] for p in phones if p in ids}
-    by_email = {e: customers[ids[e]] for e in emails if e in ids}
-    return by_phone, by_email
+    return await taken_phones(session, phones), await taken_emails(session, emails)
+
+
+async def customer_cards(session: AsyncSession, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """`customer_card` for many customers, read as rows in one query per part of the card:
+    the screen-pop's path, where building ORM objects cost more than the queries."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    t = Customer.__table__
+    parts: dict[str, dict[int, list[Any]]] = {}
+    for name, stmt in (
+        ("phones", select(CustomerPhone.customer_id, CustomerPhone.number, CustomerPhone.label)
+         .where(CustomerPhone.customer_id.in_(wanted)).order_by(CustomerPhone.id)),
+        ("emails", select(CustomerEmail.customer_id, CustomerEmail.address)
+         .where(CustomerEmail.customer_id.in_(wanted)).order_by(CustomerEmail.id)),
+        ("tags", select(CustomerTag.customer_id, CustomerTag.tag)
+         .where(CustomerTag.customer_id.in_(wanted))),
+        ("owners", select(CustomerOwner.customer_id, CustomerOwner.user_id)
+         .where(CustomerOwner.customer_id.in_(wanted))
+         .order_by(CustomerOwner.since, CustomerOwner.user_id)),
+        ("consents", select(Consent.customer_id, Consent.purpose, Consent.granted)
+         .where(Consent.customer_id.in_(wanted))),
+    ):
+        by_customer: dict[int, list[Any]] = {}
+        for row in await session.execute(stmt):
+            rest = tuple(row[1:])
+            by_customer.setdefault(row[0], []).append(rest[0] if len(rest) == 1 else rest)
+        parts[name] = by_customer
+    cards = {}
+    for row in await session.execute(select(t).where(t.c.id.in_(wanted))):
+        cid = row.id
+        cards[cid] = _card(
+            cid, {name: row._mapping[name] for name in _SCALAR_FIELDS},
+            phones=parts["phones"].get(cid, []), emails=parts["emails"].get(cid, []),
+            tags=parts["tags"].get(cid, []), owners=parts["owners"].get(cid, []),
+            consents=dict(parts["consents"].get(cid, [])), tier=row.tier,
+            tier_override=row.tier_override, source=row.source, created_at=row.created_at,
+            updated_at=row.updated_at)
+    return cards
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import selectinload
 
 from contactcenter import metrics
@@ -49,7 +49,8 @@ SWEEP_EVERY = 30.0
 
 Effect = ContactEvent | AgentStatusChanged
 
-# Which contact columns each event kind sets (besides state).
+_EVENTS = EventRow.__table__
+_CONTACTS = Contact.__table__
 _STATE_AFTER_ROUTE = {ContactState.QUEUED, ContactState.OFFERED}
 
 
@@ -336,14 +337,18 @@ class Dispatcher:
                     u["disposition"] = e.data.get("disposition")
                     if e.contact_id in self._notes:
                         u["notes"] = self._notes.pop(e.contact_id)
-        async with self.rt.sessions.begin() as session:
-            await session.execute(insert(EventRow), rows)
-            # Bulk UPDATE by primary key wants rows of one shape; group them by their keys.
+        # Core statements on a bare connection: no unit of work for rows nobody reads back.
+        async with self.rt.engine.begin() as conn:
+            await conn.execute(insert(_EVENTS), rows)
+            # One executemany per shape of update (the set of columns it changes).
             by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
             for u in updates.values():
-                by_shape.setdefault(tuple(sorted(u)), []).append(u)
-            for group in by_shape.values():
-                await session.execute(update(Contact), group)
+                by_shape.setdefault(tuple(sorted(k for k in u if k != "id")), []).append(
+                    {"cid" if k == "id" else k: v for k, v in u.items()})
+            for shape, group in by_shape.items():
+                await conn.execute(
+                    update(_CONTACTS).where(_CONTACTS.c.id == bindparam("cid"))
+                    .values({k: bindparam(k) for k in shape}), group)
 
     async def _deliver(self, effects: Sequence[Effect]) -> None:
         broker = self.rt.broker
