@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,6 @@ from aiohttp import WSMsgType, web
 from sqlalchemy import select
 from yarl import URL
 
-from contactcenter.broker.base import dumps
 from contactcenter.clock import utc
 from contactcenter.contacts import Inbound, take_in
 from contactcenter.domain import Channel, ContactState, EventKind
@@ -36,6 +34,7 @@ from contactcenter.runtime import Runtime
 from contactcenter.server.keys import RUNTIME
 from contactcenter.settings import Settings
 from contactcenter.storage.models import Contact, Conversation, Message, Queue, User
+from contactcenter.wire import dumps, loads
 
 CHAT = Channel.CHAT.value
 STATIC = Path(__file__).parent / "static"
@@ -145,7 +144,7 @@ class ChatSocket:
 
     async def _handle(self, raw: str) -> None:
         try:
-            m = json.loads(raw)
+            m = loads(raw)
         except ValueError:
             m = None
         if not isinstance(m, dict) or not isinstance(m.get("type"), str):

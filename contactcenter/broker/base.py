@@ -10,7 +10,6 @@ Four jobs:
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -114,6 +113,3 @@ class Broker(ABC):
 def agent_channel(agent_id: int) -> str:
     return f"agent:{agent_id}"
 
-
-def dumps(message: Message) -> str:
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":"), default=str)

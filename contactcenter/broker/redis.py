@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Iterable
 
 import redis.asyncio as aioredis
 
-from contactcenter.broker.base import REPLAY_DEPTH, Broker, Message, agent_channel, dumps
+from contactcenter.broker.base import REPLAY_DEPTH, Broker, Message, agent_channel
+from contactcenter.wire import dumps, loads
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class RedisBroker(Broker):
             if msg is None or msg["type"] != "pmessage":
                 continue
             try:
-                self._fan_out(msg["channel"][strip:], json.loads(msg["data"]))
+                self._fan_out(msg["channel"][strip:], loads(msg["data"]))
             except Exception:
                 log.exception("pub/sub subscriber failed")
 
@@ -114,7 +114,7 @@ class RedisBroker(Broker):
         )
         if not got:
             return []
-        return [(entry_id, json.loads(fields["m"])) for entry_id, fields in got[0][1]]
+        return [(entry_id, loads(fields["m"])) for entry_id, fields in got[0][1]]
 
     async def hold_lease(self, ttl: float) -> bool:
         return bool(
@@ -147,7 +147,7 @@ class RedisBroker(Broker):
         last = await self.last_seq(agent_id)
         if after_seq >= last:
             return []
-        kept = [json.loads(m) for m in await self._redis.lrange(self._k("buf", agent_id), 0, -1)]
+        kept = [loads(m) for m in await self._redis.lrange(self._k("buf", agent_id), 0, -1)]
         if not kept or kept[0]["seq"] > after_seq + 1:
             return None
         return [m for m in kept if m["seq"] > after_seq]

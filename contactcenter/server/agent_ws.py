@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 import uuid
@@ -20,7 +19,7 @@ from aiohttp import WSMsgType, web
 from sqlalchemy import select
 
 from contactcenter import metrics
-from contactcenter.broker.base import agent_channel, dumps
+from contactcenter.broker.base import agent_channel
 from contactcenter.clock import utc
 from contactcenter.contacts import message_public
 from contactcenter.domain import AgentStatus, ContactState, Direction, Role
@@ -31,6 +30,7 @@ from contactcenter.server.auth import authenticate
 from contactcenter.server.keys import RUNTIME
 from contactcenter.storage.models import Contact, Customer, Message, Queue, User
 from contactcenter.users import user_public
+from contactcenter.wire import dumps, loads
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class AgentSocket:
     # -- incoming ----------------------------------------------------------------------------
     async def _handle(self, raw: str) -> None:
         try:
-            m = json.loads(raw)
+            m = loads(raw)
         except ValueError:
             await self._say({"type": "error", "message": "messages must be JSON objects"})
             return

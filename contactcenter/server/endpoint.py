@@ -9,7 +9,6 @@ declared pydantic models (422 with the failing fields) and turns the return valu
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from contactcenter.runtime import Runtime
 from contactcenter.server.auth import authenticate
 from contactcenter.server.keys import RUNTIME
 from contactcenter.storage.models import User
+from contactcenter.wire import dumps, loads
 
 Handler = Callable[["Call"], Awaitable[Any]]
 _PARAM = re.compile(r"\{(\w+)\}")
@@ -187,7 +187,7 @@ def _wrap(ep: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]
         if ep.body is not None:
             raw = await request.read()
             try:
-                data = json.loads(raw) if raw else None
+                data = loads(raw) if raw else None
             except (ValueError, UnicodeDecodeError):
                 raise BadRequest("the request body is not valid JSON") from None
             if not isinstance(data, dict):
@@ -196,11 +196,8 @@ def _wrap(ep: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]
         result = await ep.handler(call)
         if isinstance(result, web.StreamResponse):
             return result
-        return web.json_response(result, status=ep.status, dumps=_dumps)
+        return web.json_response(result, status=ep.status, dumps=dumps)
 
     handle.__name__ = ep.handler.__name__
     return handle
 
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, default=str)

@@ -8,10 +8,10 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from contactcenter.broker.base import dumps
 from contactcenter.domain import Role
 from contactcenter.server.auth import authenticate
 from contactcenter.server.keys import RUNTIME
+from contactcenter.wire import dumps
 
 
 async def supervisor_ws(request: web.Request) -> web.StreamResponse:
