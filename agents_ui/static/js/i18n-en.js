@@ -1,0 +1,73 @@
+// English labels of the console. Keys are shared with i18n-zh-CN.js.
+export const EN = {
+  "login.username": "Username", "login.password": "Password", "login.submit": "Log in",
+  "login.wrong": "Wrong username or password.", logout: "Log out", language: "Language",
+  cancel: "Cancel", seconds: "{n} s", tier: "Tier",
+
+  "nav.console": "Console", "nav.customers": "Customers", "nav.board": "Board",
+
+  "status.label": "My status", "status.available": "Available", "status.away": "Away",
+  "status.offline": "Offline", "status.busy": "Busy", "status.wrapup": "Wrap-up",
+  "conn.connecting": "Connecting…", "conn.online": "Connected", "conn.reconnecting": "Reconnecting…",
+  "conn.offline": "Offline", "conn.replaced": "Opened in another window",
+  "conn.not-sent": "Not connected: that was not sent. Reconnecting…",
+
+  "channel.voice": "Call", "channel.sms": "SMS", "channel.email": "Email", "channel.chat": "Chat",
+  "channel.api": "API", "channel.callback": "Callback",
+  "state.queued": "Queued", "state.offered": "Offered", "state.active": "Active",
+  "state.wrapup": "Wrap-up", "state.closed": "Closed", "state.abandoned": "Abandoned",
+  "state.expired": "Expired",
+
+  "offer.incoming": "Incoming {channel}", "offer.countdown": "{n} s left",
+  "offer.accept": "Accept", "offer.reject": "Reject",
+
+  "card.title": "Customer", "card.phones": "Phone", "card.emails": "Email", "card.wechat": "WeChat",
+  "card.employer": "Company", "card.address": "Address", "card.birthday": "Birthday",
+  "card.owners": "Owners", "card.language": "Language", "card.new": "New customer",
+  "owner.you": "you", "owner.agent": "agent #{id}",
+  "history.title": "History", "history.none": "No earlier contacts.",
+  "history.disposition": "Outcome: {code}", "history.notes": "Notes", "history.agent": "Handled by {name}",
+
+  "tabs.label": "My contacts", "tabs.count": "{n} open",
+  "console.waiting": "You are available. New contacts will ring here.",
+  "console.away": "You are away. Choose “Available” to receive contacts.",
+  "console.shortcuts": "Keys: Alt+A accept · Alt+R reject · Ctrl+Enter send · Alt+W wrap-up · Alt+1…9 switch contact",
+
+  "conversation.title": "Conversation", "chat.typing": "The customer is typing…",
+  "reply.label": "Reply", "reply.placeholder": "Write a reply…", "reply.send": "Send",
+  "reply.chars": "{n} characters", "sms.counter": "{chars} characters · {segments} SMS ({encoding})",
+  "email.quoted": "Show quoted text", "email.re": "Re: {subject}",
+  "delivery.queued": "queued", "delivery.stored": "stored", "delivery.retrying": "retrying",
+  "delivery.sent": "sent", "delivery.delivered": "delivered", "delivery.undelivered": "not delivered",
+  "delivery.failed": "failed", "delivery.read": "read",
+  "voice.caller": "Caller", "voice.in-call": "In call", "voice.ended": "Call ended",
+  "voice.hangup": "Hang up",
+  "action.end": "End conversation", "action.transfer": "Transfer…",
+  "ended.customer-left": "The customer left.", "ended.wrapup-timeout": "Wrap-up time ran out.",
+
+  "wrapup.now": "Wrap up now", "wrapup.disposition": "Disposition", "wrapup.choose": "Choose…",
+  "wrapup.notes": "Notes (optional)", "wrapup.submit": "Finish wrap-up",
+  "wrapup.deadline": "Wrap-up closes at {at}",
+  "transfer.to": "Transfer to", "transfer.queues": "Queues", "transfer.agents": "Agents",
+  "transfer.submit": "Transfer",
+
+  "customers.search": "Name, phone or email", "customers.find": "Search",
+  "customers.none": "No customer found.", "customers.edit": "Edit details",
+  "customers.save": "Save", "customers.audit": "Changes", "customers.no-audit": "No changes recorded.",
+  "customers.system": "system",
+  "audit.create": "created", "audit.update": "edited", "audit.consents": "consents changed",
+  "field.name": "Name", "field.honorific": "Honorific", "field.employer": "Company",
+  "field.position": "Position", "field.address": "Address", "field.birthday": "Birthday",
+  "field.wechat_id": "WeChat", "field.notes": "Notes",
+
+  "board.title": "Live board", "board.target": "Service level target",
+  "board.waiting-for-data": "Waiting for the first statistics…",
+  "board.waiting": "Waiting", "board.longest": "Longest wait", "board.sl": "Service level",
+  "board.within": "within {s} s", "board.entered": "Entered", "board.answered": "Answered",
+  "board.abandoned": "Abandoned", "board.abandonment": "Abandonment", "board.asa": "ASA",
+  "board.chart-waiting": "Waiting, last hour", "board.chart-sl": "Service level, last hour",
+  "board.agents": "Agents", "board.agent": "Agent", "board.status": "Status", "board.load": "Contacts",
+  "board.occupancy": "Occupancy",
+  "alert.sl": "{queue}: service level {sl} is below the target {target}",
+  "alert.wait": "{queue}: a contact has waited {wait}, past {threshold}",
+};

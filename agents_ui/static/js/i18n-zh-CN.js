@@ -1,0 +1,73 @@
+// 控制台的简体中文文案。键与 i18n-en.js 相同。
+export const ZH_CN = {
+  "login.username": "用户名", "login.password": "密码", "login.submit": "登录",
+  "login.wrong": "用户名或密码错误。", logout: "退出", language: "语言",
+  cancel: "取消", seconds: "{n} 秒", tier: "等级",
+
+  "nav.console": "工作台", "nav.customers": "客户", "nav.board": "监控看板",
+
+  "status.label": "我的状态", "status.available": "空闲", "status.away": "离开",
+  "status.offline": "离线", "status.busy": "忙碌", "status.wrapup": "话后处理",
+  "conn.connecting": "正在连接…", "conn.online": "已连接", "conn.reconnecting": "正在重新连接…",
+  "conn.offline": "离线", "conn.replaced": "已在另一个窗口打开",
+  "conn.not-sent": "未连接,未能发送。正在重新连接…",
+
+  "channel.voice": "电话", "channel.sms": "短信", "channel.email": "邮件", "channel.chat": "在线聊天",
+  "channel.api": "接口", "channel.callback": "回访",
+  "state.queued": "排队中", "state.offered": "振铃中", "state.active": "处理中",
+  "state.wrapup": "话后处理", "state.closed": "已结束", "state.abandoned": "已放弃",
+  "state.expired": "已过期",
+
+  "offer.incoming": "新{channel}", "offer.countdown": "剩余 {n} 秒",
+  "offer.accept": "接受", "offer.reject": "拒绝",
+
+  "card.title": "客户", "card.phones": "电话", "card.emails": "邮箱", "card.wechat": "微信",
+  "card.employer": "单位", "card.address": "地址", "card.birthday": "生日",
+  "card.owners": "负责人", "card.language": "语言", "card.new": "新客户",
+  "owner.you": "我", "owner.agent": "坐席 #{id}",
+  "history.title": "历史记录", "history.none": "没有以往的联系记录。",
+  "history.disposition": "结果:{code}", "history.notes": "备注", "history.agent": "处理人:{name}",
+
+  "tabs.label": "我的会话", "tabs.count": "{n} 个进行中",
+  "console.waiting": "您已空闲,新的联系会在这里响铃。",
+  "console.away": "您处于离开状态。选择“空闲”以接收联系。",
+  "console.shortcuts": "快捷键:Alt+A 接受 · Alt+R 拒绝 · Ctrl+Enter 发送 · Alt+W 话后处理 · Alt+1…9 切换会话",
+
+  "conversation.title": "对话", "chat.typing": "客户正在输入…",
+  "reply.label": "回复", "reply.placeholder": "输入回复…", "reply.send": "发送",
+  "reply.chars": "{n} 个字符", "sms.counter": "{chars} 个字符 · {segments} 条短信({encoding})",
+  "email.quoted": "显示引用内容", "email.re": "回复:{subject}",
+  "delivery.queued": "排队中", "delivery.stored": "已保存", "delivery.retrying": "重试中",
+  "delivery.sent": "已发送", "delivery.delivered": "已送达", "delivery.undelivered": "未送达",
+  "delivery.failed": "发送失败", "delivery.read": "已读",
+  "voice.caller": "来电号码", "voice.in-call": "通话中", "voice.ended": "通话已结束",
+  "voice.hangup": "挂断",
+  "action.end": "结束对话", "action.transfer": "转接…",
+  "ended.customer-left": "客户已离开。", "ended.wrapup-timeout": "话后处理时间已到。",
+
+  "wrapup.now": "立即话后处理", "wrapup.disposition": "处理结果", "wrapup.choose": "请选择…",
+  "wrapup.notes": "备注(可选)", "wrapup.submit": "完成话后处理",
+  "wrapup.deadline": "话后处理将于 {at} 结束",
+  "transfer.to": "转接到", "transfer.queues": "队列", "transfer.agents": "坐席",
+  "transfer.submit": "转接",
+
+  "customers.search": "姓名、电话或邮箱", "customers.find": "搜索",
+  "customers.none": "没有找到客户。", "customers.edit": "编辑资料",
+  "customers.save": "保存", "customers.audit": "修改记录", "customers.no-audit": "没有修改记录。",
+  "customers.system": "系统",
+  "audit.create": "创建", "audit.update": "修改", "audit.consents": "变更授权",
+  "field.name": "姓名", "field.honorific": "称呼", "field.employer": "单位",
+  "field.position": "职务", "field.address": "地址", "field.birthday": "生日",
+  "field.wechat_id": "微信", "field.notes": "备注",
+
+  "board.title": "实时看板", "board.target": "服务水平目标",
+  "board.waiting-for-data": "正在等待第一组统计数据…",
+  "board.waiting": "排队", "board.longest": "最长等待", "board.sl": "服务水平",
+  "board.within": "{s} 秒内", "board.entered": "进线", "board.answered": "接通",
+  "board.abandoned": "放弃", "board.abandonment": "放弃率", "board.asa": "平均应答",
+  "board.chart-waiting": "排队数(最近一小时)", "board.chart-sl": "服务水平(最近一小时)",
+  "board.agents": "坐席", "board.agent": "坐席", "board.status": "状态", "board.load": "会话",
+  "board.occupancy": "占用率",
+  "alert.sl": "{queue}:服务水平 {sl} 低于目标 {target}",
+  "alert.wait": "{queue}:有联系已等待 {wait},超过 {threshold}",
+};
