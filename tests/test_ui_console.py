@@ -218,3 +218,32 @@ async def test_switching_to_chinese_relabels_and_is_remembered_for_the_user(
     await expect(board.locator(".tile .stat-waiting .label")).to_have_text("排队")
     await screenshot(agent2, "console-zh-CN")
     await screenshot(board, "board-zh-CN")
+
+
+async def test_an_agent_finds_and_edits_a_customer_and_sees_the_change_in_the_audit(
+    node: Node, browser: Browser
+) -> None:
+    await seed(node)
+    agent = await new_page(browser, node.url)
+    await log_in(agent, "li", PASSWORD)
+    await agent.click("#nav a[href='#customers']")
+    await agent.fill(".customers input[name=q]", "Wang")
+    await agent.press(".customers input[name=q]", "Enter")
+    await agent.click(".results button:has-text('Wang Fang')")
+    detail = agent.locator(".customer-detail")
+    await expect(detail.locator(".customer-name")).to_have_text("Wang Fang")
+    await expect(detail.locator(".timeline")).to_contain_text("Invoice for October")
+    await expect(detail.locator(".audit")).to_contain_text("created")
+
+    await detail.locator("details.edit-box summary").click()
+    await detail.locator("input[name=employer]").fill("Hongda Trading (Shenzhen)")
+    await detail.locator("form.edit button[type=submit]").click()
+    await expect(detail.locator(".facts")).to_contain_text("Hongda Trading (Shenzhen)")
+    latest = detail.locator(".audit > ol > li").first
+    await expect(latest).to_contain_text("li")
+    await expect(latest).to_contain_text("edited")
+    await expect(latest.locator(".diff")).to_contain_text('"Hongda Trading (Shenzhen)"')
+    api = Api(node, await login(node, "li"))
+    customers = (await api.call("GET", "/customers?q=Wang"))[1]["customers"]
+    assert customers[0]["employer"] == "Hongda Trading (Shenzhen)"
+    await api.close()
