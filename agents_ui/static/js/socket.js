@@ -6,8 +6,14 @@ import { api } from "./api.js";
 const REPLACED = 4000; // another tab or device took over this agent's connection
 
 export class ReconnectingSocket {
-  constructor(path, { onFrame, onState, query = () => ({}) }) {
+  // `ping`: a message the server answers (agent socket); `silenceMs`: with no frame for this
+  // long the connection is taken for dead and replaced (a dropped network may not close it).
+  constructor(path, { onFrame, onState, query = () => ({}), ping = null, silenceMs = 30_000 }) {
     this.path = path;
+    this.ping = ping;
+    this.silenceMs = silenceMs;
+    this.lastFrameAt = 0;
+    this.watchdog = null;
     this.onFrame = onFrame;
     this.onState = onState;
     this.query = query;
@@ -19,13 +25,19 @@ export class ReconnectingSocket {
 
   open() {
     this.stopped = false;
+    if (this.ws) return; // already open or opening
     const params = new URLSearchParams({ token: api.token || "", ...this.query() });
     const proto = location.protocol === "https:" ? "wss" : "ws";
     const ws = new WebSocket(`${proto}://${location.host}${this.path}?${params}`);
     this.ws = ws;
     this.onState(this.retry ? "reconnecting" : "connecting");
-    ws.onopen = () => { this.retry = 0; this.onState("online"); };
+    ws.onopen = () => {
+      this.retry = 0;
+      this.lastFrameAt = Date.now();
+      this.onState("online");
+    };
     ws.onmessage = (ev) => {
+      this.lastFrameAt = Date.now();
       let frame;
       try { frame = JSON.parse(ev.data); } catch { return; }
       this.onFrame(frame);
@@ -35,12 +47,32 @@ export class ReconnectingSocket {
       this.ws = null;
       if (this.stopped) return;
       if (ev.code === REPLACED) { this.onState("replaced"); return; }
-      this.onState("reconnecting");
-      // 0.5 s, 1 s, 2 s … up to 10 s, with jitter so a restarted server is not stampeded.
-      const delay = Math.min(10_000, 500 * 2 ** this.retry) * (0.75 + Math.random() / 2);
-      this.retry += 1;
-      this.timer = setTimeout(() => this.open(), delay);
+      this.reconnectLater();
     };
+    clearInterval(this.watchdog);
+    this.watchdog = setInterval(() => this.check(), Math.min(10_000, this.silenceMs / 3));
+  }
+
+  reconnectLater() {
+    this.onState("reconnecting");
+    // 0.5 s, 1 s, 2 s … up to 10 s, with jitter so a restarted server is not stampeded.
+    const delay = Math.min(10_000, 500 * 2 ** this.retry) * (0.75 + Math.random() / 2);
+    this.retry += 1;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.open(), delay);
+  }
+
+  check() {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    if (Date.now() - this.lastFrameAt > this.silenceMs) {
+      this.ws = null;
+      ws.onclose = null;
+      ws.close();
+      this.reconnectLater();
+    } else if (this.ping) {
+      ws.send(JSON.stringify(this.ping));
+    }
   }
 
   send(message) {
@@ -54,6 +86,7 @@ export class ReconnectingSocket {
   close() {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearInterval(this.watchdog);
     if (this.ws) this.ws.close(1000);
     this.ws = null;
     this.onState("offline");
@@ -66,6 +99,7 @@ export class AgentLink {
     this.resyncing = false;
     this.socket = new ReconnectingSocket("/agent/ws", {
       onState,
+      ping: { type: "ping" },
       query: () => (this.lastSeq === null ? {} : { last_seq: String(this.lastSeq) }),
       onFrame: (frame) => {
         if (typeof frame.seq === "number") {
