@@ -131,6 +131,16 @@ async def test_sms_offer_accept_reply_wrap_up_and_the_board_follows(
     assert sent.path == MESSAGES_PATH
     assert sent.form["To"] == WANG and sent.form["From"] == OURS
     assert sent.form["Body"] == "It left our warehouse today and arrives tomorrow."
+
+    # A private note stays with the contact, styled as a note, and is never sent.
+    note_text = "Customer asked twice; check the courier tomorrow."
+    await reply.fill(note_text)
+    await workspace.locator("button.add-note").click()
+    note = workspace.locator(".msg.private")
+    await expect(note.locator(".body")).to_have_text(note_text)
+    await expect(note.locator(".note-label")).to_contain_text("Private note")
+    await expect(reply).to_have_value("")
+    assert len(fake.posted("/Messages.json")) == 1
     await screenshot(agent, "console-en")
     await screenshot(board, "board-en")
 

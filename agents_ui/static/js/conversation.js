@@ -1,10 +1,12 @@
 // One contact being worked: the conversation on its channel, the reply composer, and the
 // actions (end, transfer, wrap-up). Built once per contact and updated in place, so a redraw
 // never loses what the agent is typing.
+import { api } from "./api.js";
 import { h, replace } from "./dom.js";
 import { dateTime, duration, time } from "./format.js";
 import { t } from "./i18n.js";
 import { smsSegments } from "./sms.js";
+import { store } from "./store.js";
 import { channelLabel, customerCard, timeline, tierBadge } from "./screenpop.js";
 import { transferForm } from "./transfer.js";
 import { wrapupForm } from "./wrapup.js";
@@ -26,6 +28,7 @@ function messageItem(contact, message) {
   const mine = message.direction === "outbound";
   const status = mine && message.status ? t(`delivery.${message.status}`) : "";
   return h("li", { class: `msg ${mine ? "out" : "in"}${message.private ? " private" : ""}`, dataset: { messageId: message.id } },
+    message.private ? h("div", { class: "note-label" }, t("note.label")) : null,
     message.meta?.subject && contact.channel === "email" ? h("div", { class: "subject" }, message.meta.subject) : null,
     messageText(contact, message),
     h("div", { class: "meta" }, time(message.created_at),
@@ -70,10 +73,12 @@ export class Workspace {
     });
     this.textarea.value = this.draft;
     this.counter = h("span", { class: "counter", "aria-live": "polite" });
+    this.composerError = h("span", { class: "composer-error", role: "alert" });
     const form = h("form", { class: "composer", onsubmit: (ev) => { ev.preventDefault(); this.submitReply(); } },
       c.channel === "email" && c.subject ? h("div", { class: "subject-line" }, t("email.re", { subject: c.subject })) : null,
       this.textarea,
-      h("div", { class: "composer-foot" }, this.counter, h("span", { class: "spacer" }),
+      h("div", { class: "composer-foot" }, this.counter, this.composerError, h("span", { class: "spacer" }),
+        h("button", { class: "add-note", type: "button", title: t("note.hint"), onclick: () => this.submitNote() }, t("note.add")),
         h("button", { class: "primary", type: "submit", title: "Ctrl+Enter" }, t("reply.send"))));
     this.onInput();
     return form;
@@ -109,6 +114,22 @@ export class Workspace {
     if (this.send({ type: "reply", contact_id: this.id, body })) {
       this.textarea.value = "";
       this.onInput();
+    }
+  }
+
+  // A private note goes over REST, not the agent socket: it is stored, never sent.
+  async submitNote() {
+    const body = this.textarea.value;
+    if (!body.trim()) return;
+    this.composerError.textContent = "";
+    try {
+      const { message } = await api.post(`/contacts/${this.id}/notes`, { body });
+      this.textarea.value = "";
+      this.onInput();
+      store.addMessage(this.id, message);
+      store.changed("messages");
+    } catch (e) {
+      this.composerError.textContent = e.message;
     }
   }
 

@@ -34,6 +34,8 @@ export const EN = {
   "console.shortcuts": "Keys: Alt+A accept · Alt+R reject · Ctrl+Enter send · Alt+W wrap-up · Alt+1…9 switch contact",
 
   "conversation.title": "Conversation", "chat.typing": "The customer is typing…",
+  "note.label": "Private note · not sent to the customer", "note.add": "Add as note",
+  "note.hint": "Keep this text as a private note on the contact",
   "reply.label": "Reply", "reply.placeholder": "Write a reply…", "reply.send": "Send",
   "reply.chars": "{n} characters", "sms.counter": "{chars} characters · {segments} SMS ({encoding})",
   "email.quoted": "Show quoted text", "email.re": "Re: {subject}",

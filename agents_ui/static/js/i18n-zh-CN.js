@@ -34,6 +34,8 @@ export const ZH_CN = {
   "console.shortcuts": "快捷键:Alt+A 接受 · Alt+R 拒绝 · Ctrl+Enter 发送 · Alt+W 话后处理 · Alt+1…9 切换会话",
 
   "conversation.title": "对话", "chat.typing": "客户正在输入…",
+  "note.label": "内部备注 · 不会发送给客户", "note.add": "添加为备注",
+  "note.hint": "将此内容保存为联系记录的内部备注",
   "reply.label": "回复", "reply.placeholder": "输入回复…", "reply.send": "发送",
   "reply.chars": "{n} 个字符", "sms.counter": "{chars} 个字符 · {segments} 条短信({encoding})",
   "email.quoted": "显示引用内容", "email.re": "回复:{subject}",
