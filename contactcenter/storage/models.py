@@ -426,10 +426,13 @@ class MessageDelivery(Base):
     and through which provider: delivery rate and latency per provider come from here."""
 
     __tablename__ = "message_deliveries"
-    __table_args__ = (Index("ix_message_deliveries_provider_sent", "provider", "sent_at"),)
+    __table_args__ = (
+        Index("ix_message_deliveries_channel_sent", "channel", "sent_at"),
+    )
 
     message_id: Mapped[int] = mapped_column(
         ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
     provider: Mapped[str] = mapped_column(String(32))
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
