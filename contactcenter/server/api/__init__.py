@@ -12,5 +12,6 @@ from contactcenter.server.api import (  # noqa: E402, F401  (registration side e
     events,
     queues,
     stats,
+    supervisor,
     users,
 )
