@@ -89,9 +89,12 @@ async def callbacks_due(session: AsyncSession, start: datetime, end: datetime, n
             "callbacks": [_item(w, c, now) for w, c in rows]}
 
 
-async def callbacks_overdue(session: AsyncSession, now: datetime, limit: int) -> dict[str, Any]:
-    """Callbacks past their latest due time and not done (not cancelled either)."""
-    overdue = and_(ScheduledWork.latest_at < now, ScheduledWork.state != "cancelled",
+async def callbacks_overdue(session: AsyncSession, now: datetime, since: datetime, limit: int
+                            ) -> dict[str, Any]:
+    """Callbacks whose latest due time passed in [since, now) and that are not done (nor
+    cancelled). The lower bound keeps the scan to recent windows as callbacks accumulate."""
+    overdue = and_(ScheduledWork.latest_at >= since, ScheduledWork.latest_at < now,
+                   ScheduledWork.state != "cancelled",
                    or_(Contact.id.is_(None), Contact.state != CLOSED))
     total = await session.scalar(_callbacks().where(overdue).with_only_columns(func.count()))
     rows = (await session.execute(

@@ -438,3 +438,8 @@ class MessageDelivery(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     latency_seconds: Mapped[float | None] = mapped_column(Float)  # sent → delivered
+
+
+# The supervisor board reads scheduled work of one kind by due day and by window end.
+Index("ix_scheduled_work_kind_due", ScheduledWork.kind, ScheduledWork.due_at)
+Index("ix_scheduled_work_kind_latest", ScheduledWork.kind, ScheduledWork.latest_at)

@@ -52,6 +52,11 @@ class Range(BaseModel):
         return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
+class OverduePage(Page):
+    days: int = Field(90, ge=1, le=366, description="look back this many days for windows "
+                                                    "that ended")
+
+
 class CoveragePage(Page):
     after_id: int = Field(0, ge=0, description="page: customers after this id")
 
@@ -88,11 +93,15 @@ async def callbacks_due(call: Call) -> dict[str, Any]:
     return {"day": day.isoformat(), **body}
 
 
-@api.route("GET", "/supervisor/callbacks/overdue", role=Role.SUPERVISOR, query=Page,
-           tag="supervisor", summary="Callbacks past their latest due time and not done")
+@api.route("GET", "/supervisor/callbacks/overdue", role=Role.SUPERVISOR, query=OverduePage,
+           tag="supervisor", summary="Callbacks past their latest due time (in the last `days` "
+                                     "days) and not done")
 async def callbacks_overdue(call: Call) -> dict[str, Any]:
+    q: OverduePage = call.query
+    now = _now(call)
     async with call.rt.sessions() as session:
-        return await board.callbacks_overdue(session, _now(call), call.query.limit)
+        return await board.callbacks_overdue(session, now, now - timedelta(days=q.days),
+                                             q.limit)
 
 
 @api.route("GET", "/supervisor/callbacks/compliance", role=Role.SUPERVISOR, query=Range,
