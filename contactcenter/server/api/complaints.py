@@ -70,7 +70,7 @@ def _is_supervisor(user: User) -> bool:
     return Role(user.role).includes(Role.SUPERVISOR)
 
 
-def summary(rt: Runtime, row: Complaint) -> dict[str, Any]:
+def complaint_public(rt: Runtime, row: Complaint) -> dict[str, Any]:
     levels = rt.rules.complaints.levels
     tier = row.tier
     return {
@@ -126,7 +126,7 @@ async def open_one(call: Call) -> dict[str, Any]:
         row = await complaints.open_complaint(
             session, call.rt.rules, customer=customer, channel=channel, summary=b.summary,
             now=now, owner_id=call.actor.id, actor_id=call.actor.id, contact_id=b.contact_id)
-        body = summary(call.rt, row)
+        body = complaint_public(call.rt, row)
     await send_due_acks(call.rt)
     return {"complaint": body}
 
@@ -152,7 +152,7 @@ async def list_complaints(call: Call) -> dict[str, Any]:
         stmt = stmt.where(Complaint.id < q.before_id)
     async with call.rt.sessions() as session:
         rows = (await session.scalars(stmt)).all()
-    return {"complaints": [summary(call.rt, r) for r in rows]}
+    return {"complaints": [complaint_public(call.rt, r) for r in rows]}
 
 
 @api.route("GET", "/complaints/{complaint_id}", role=Role.AGENT,
@@ -170,7 +170,7 @@ async def read(call: Call) -> dict[str, Any]:
             ScheduledWork.key == f"{complaints.ACK_KIND}:{row.id}"))
         message_id = (ack.result or {}).get("message_id") if ack else None
         message = await session.get(Message, message_id) if message_id else None
-        body = summary(call.rt, row)
+        body = complaint_public(call.rt, row)
     body["steps"] = sorted((_step(s) for s in steps), key=lambda s: STEPS.index(s["step"]))
     body["acknowledgement"] = None if ack is None else {
         "state": ack.state, "due_at": ack.due_at.isoformat(),
@@ -187,7 +187,7 @@ async def take(call: Call) -> dict[str, Any]:
     async with call.rt.sessions.begin() as session:
         row = await complaints.take(session, call.rt.rules, call.params["complaint_id"],
                                     call.actor.id, utc(call.rt.clock.now()))
-        return {"complaint": summary(call.rt, row)}
+        return {"complaint": complaint_public(call.rt, row)}
 
 
 @api.route("POST", "/complaints/{complaint_id}/complete", role=Role.AGENT, body=StepDone,
@@ -200,7 +200,7 @@ async def complete(call: Call) -> dict[str, Any]:
             session, call.rt.rules, call.params["complaint_id"], b.step,
             actor_id=call.actor.id, supervisor=_is_supervisor(call.actor),
             now=utc(call.rt.clock.now()), outcome=b.outcome)
-        return {"complaint": summary(call.rt, row)}
+        return {"complaint": complaint_public(call.rt, row)}
 
 
 @api.route("POST", "/complaints/{complaint_id}/reassign", role=Role.SUPERVISOR, body=Reassign,
@@ -214,4 +214,4 @@ async def reassign(call: Call) -> dict[str, Any]:
             raise InvalidInput(f"owner_id: no active user {b.owner_id}")
         row = await complaints.reassign(session, call.rt.rules, call.params["complaint_id"],
                                         owner.id, utc(call.rt.clock.now()))
-        return {"complaint": summary(call.rt, row)}
+        return {"complaint": complaint_public(call.rt, row)}
