@@ -257,6 +257,8 @@ async def _store_ack(rt: Runtime, intake: Intake, mail: ParsedMail) -> int:
 class MailSender:
     """Sends agents' replies (and acknowledgements) through the configured relay."""
 
+    provider = "smtp"
+
     async def send(self, rt: Runtime, out: Outgoing) -> str | None:
         settings = rt.settings
         to = try_normalize_email(out.to or "")

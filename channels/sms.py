@@ -88,6 +88,8 @@ class TwilioSms:
     """The Sender of `sms`, also used for the keyword acknowledgements: one REST client (one
     connection pool) per application, opened and closed with it."""
 
+    provider = "twilio"  # named in the delivery report per provider
+
     def __init__(self) -> None:
         self._client: Client | None = None
 

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contactcenter.complaints import open_complaint
 from contactcenter.customers import get_customer
 from contactcenter.errors import InvalidInput
 from contactcenter.rules.config import TRIGGERS, Rules
@@ -48,4 +49,10 @@ async def record_event(
     plans = callbacks_for(Event(kind, at, customer.id, f"event:{event.id}"), facts(customer),
                           rules)
     await schedule(session, plans, now)
+    if kind == "complaint-written":  # §6: a written complaint opens its workflow at once
+        data = event.data
+        await open_complaint(session, rules, customer=customer, now=now, owner_id=None,
+                             actor_id=actor_id, event_id=event.id,
+                             channel=str(data.get("channel") or "letter")[:16],
+                             summary=str(data.get("summary") or data.get("text") or ""))
     return event, plans, True

@@ -1,7 +1,8 @@
 """What each node does in the background for the rules, every `CC_SCHEDULER_SECONDS`: plan the
 greetings of today and tomorrow once a day, turn due callbacks into contacts, send due
-greetings. Every node may run it: planning is keyed and claiming skips what another node holds,
-so each piece of work happens once."""
+greetings and complaint acknowledgements, escalate complaints whose step missed its deadline.
+Every node may run it: planning is keyed, claiming skips what another node holds and an
+escalation is a conditional update, so each piece of work happens once."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from zoneinfo import ZoneInfo
 
 from contactcenter.callbacks import run_callbacks
 from contactcenter.clock import utc
+from contactcenter.complaint_acks import send_due_acks
+from contactcenter.complaints import escalate_overdue
 from contactcenter.greetings import plan_greetings, send_due_greetings
 from contactcenter.runtime import Runtime
 
@@ -29,6 +32,8 @@ async def run_once(rt: Runtime, planned: set[date]) -> None:
             log.info("greetings for %s planned: %d customers read, %d new", day, read, added)
     await run_callbacks(rt)
     await send_due_greetings(rt)
+    await send_due_acks(rt)
+    await escalate_overdue(rt)
 
 
 async def scheduler_loop(rt: Runtime) -> None:

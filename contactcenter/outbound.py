@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 
 from contactcenter.clock import utc
+from contactcenter.deliveries import record_delivery
 from contactcenter.runtime import Runtime
 from contactcenter.storage.models import Contact, Conversation, Customer, Message
 
@@ -137,6 +138,11 @@ async def set_status(
             message.attempts = attempts
         if external_id is not None:  # so the provider's status reports find it
             message.external_id = external_id
+        if message.external_id:  # sent through a provider: time it (§9 provider reliability)
+            channel = message.external_id.split(":", 1)[0]
+            provider = getattr(rt.senders.get(channel), "provider", channel)
+            await record_delivery(session, message.id, channel, provider, status,
+                                  message.updated_at)
         agent_id, contact_id = message.author_user_id, message.contact_id
     if agent_id is not None:
         await rt.broker.deliver(agent_id, {"type": "message_status", "contact_id": contact_id,

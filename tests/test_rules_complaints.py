@@ -10,11 +10,13 @@ import pytest
 
 from contactcenter.rules.complaints import (
     WorkflowError,
+    ack_channel,
     complete_step,
     deadline,
     escalate_if_overdue,
     open_complaint,
     reassign_owner,
+    take,
 )
 from contactcenter.rules.config import load_rules
 
@@ -30,15 +32,20 @@ def test_steps_run_in_order_and_archive_needs_the_callback_outcome() -> None:
     c = open_complaint(1, "A", owner_id=7, at=sh("2026-11-23 10:00"))
     with pytest.raises(WorkflowError, match="at 'verify', not 'review'"):
         complete_step(c, "review", sh("2026-11-23 11:00"))
+    with pytest.raises(WorkflowError, match="cannot be archived before its callback step"):
+        complete_step(c, "archive", sh("2026-11-23 11:00"))
     for step in ("verify", "review", "rectify"):
         c = complete_step(c, step, sh("2026-11-23 11:00"))
     assert c.step == "callback"
     with pytest.raises(WorkflowError, match="outcome"):
         complete_step(c, "callback", sh("2026-11-23 12:00"))
     c = complete_step(c, "callback", sh("2026-11-23 12:00"), outcome="satisfied")
-    assert (c.step, c.callback_outcome) == ("archive", "satisfied")
-    with pytest.raises(WorkflowError, match="archived"):
-        complete_step(c, "archive", sh("2026-11-23 13:00"))
+    assert (c.step, c.callback_outcome, c.archived) == ("archive", "satisfied", False)
+    assert deadline(c, RULES) is None
+    c = complete_step(c, "archive", sh("2026-11-23 13:00"))
+    assert c.archived
+    with pytest.raises(WorkflowError, match="already archived"):
+        complete_step(c, "archive", sh("2026-11-23 14:00"))
 
 
 @pytest.mark.parametrize(
@@ -78,3 +85,31 @@ def test_first_contact_keeps_ownership_unless_a_supervisor_moves_it() -> None:
     with pytest.raises(WorkflowError):
         reassign_owner(c, 8, by_supervisor=False)
     assert reassign_owner(c, 8, by_supervisor=True).owner_id == 8
+
+
+def test_the_first_agent_to_take_an_unowned_complaint_owns_it() -> None:
+    c = open_complaint(1, "B", None, sh("2026-11-23 10:00"))  # came in writing: nobody yet
+    c = take(c, 7)
+    assert take(c, 7).owner_id == 7  # taking it again changes nothing
+    with pytest.raises(WorkflowError, match="owned by user 7"):
+        take(c, 8)
+    assert take(reassign_owner(c, 8, by_supervisor=True), 8).owner_id == 8
+
+
+@pytest.mark.parametrize(
+    ("channel", "chat_live", "phone", "email", "via"),
+    [
+        ("sms", False, True, True, "sms"),
+        ("email", False, True, True, "email"),
+        ("email", False, True, False, "sms"),  # no address to answer: the phone
+        ("chat", True, True, True, "chat"),  # the customer is still in the chat
+        ("chat", False, True, True, "sms"),  # the chat is over: SMS
+        ("chat", False, False, True, "email"),
+        ("letter", False, True, True, "sms"),  # a letter or web form: SMS first
+        ("voice", False, False, True, "email"),
+        ("letter", False, False, False, None),  # nowhere to write
+    ],
+)
+def test_the_acknowledgement_goes_out_on_the_complaints_own_channel(
+        channel: str, chat_live: bool, phone: bool, email: bool, via: str | None) -> None:
+    assert ack_channel(channel, chat_live=chat_live, has_phone=phone, has_email=email) == via

@@ -365,3 +365,81 @@ class CustomerEvent(Base):
     data: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+# -- Complaints (spec §6) and SMS delivery timing (§9 provider reliability) -------------------
+
+
+class Complaint(Base):
+    """A complaint worked through verify → review → rectify → callback → archive. The current
+    step, its deadline and the escalation level live here (what the escalation job and the
+    supervisor board query); each step's own record is a `ComplaintStep`."""
+
+    __tablename__ = "complaints"
+    __table_args__ = (
+        Index("ix_complaints_step_level", "step", "level"),
+        Index("ix_complaints_deadline", "deadline_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    # The written complaint it came from: one complaint per event, however often it is sent.
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("customer_events.id"), unique=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    summary: Mapped[str] = mapped_column(Text)
+    tier: Mapped[str | None] = mapped_column(String(1))  # the customer's, when it was opened
+    owner_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    step: Mapped[str] = mapped_column(String(16))
+    step_started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # None once at archive
+    level: Mapped[int] = mapped_column(Integer, default=1)  # 1 team, 2 supervisor, 3 manager
+    escalated_for: Mapped[str | None] = mapped_column(String(16))  # step that escalated it
+    callback_outcome: Mapped[str | None] = mapped_column(String(300))
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class ComplaintStep(Base):
+    """One step of one complaint: who owned it, when it began and was done, its deadline, the
+    outcome and the escalation level it reached."""
+
+    __tablename__ = "complaint_steps"
+    __table_args__ = (UniqueConstraint("complaint_id", "step", name="uq_complaint_steps_step"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    complaint_id: Mapped[int] = mapped_column(ForeignKey("complaints.id", ondelete="CASCADE"))
+    step: Mapped[str] = mapped_column(String(16))
+    owner_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    done_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    outcome: Mapped[str | None] = mapped_column(String(300))
+    level: Mapped[int] = mapped_column(Integer, default=1)
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class MessageDelivery(Base):
+    """When an outbound message left (sent) and reached the customer (delivered) or failed,
+    and through which provider: delivery rate and latency per provider come from here."""
+
+    __tablename__ = "message_deliveries"
+    __table_args__ = (
+        Index("ix_message_deliveries_channel_sent", "channel", "sent_at"),
+    )
+
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    provider: Mapped[str] = mapped_column(String(32))
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    latency_seconds: Mapped[float | None] = mapped_column(Float)  # sent → delivered
+
+
+# The supervisor board reads scheduled work of one kind by due day and by window end.
+Index("ix_scheduled_work_kind_due", ScheduledWork.kind, ScheduledWork.due_at)
+Index("ix_scheduled_work_kind_latest", ScheduledWork.kind, ScheduledWork.latest_at)

@@ -6,11 +6,13 @@ api = Api("/api/v1")
 
 from contactcenter.server.api import (  # noqa: E402, F401  (registration side effects)
     auth,
+    complaints,
     contacts,
     customers,
     events,
     notes,
     queues,
     stats,
+    supervisor,
     users,
 )

@@ -6,6 +6,7 @@ from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from contactcenter.clock import utc
+from contactcenter.complaint_acks import send_due_acks
 from contactcenter.domain import Role
 from contactcenter.events import record_event
 from contactcenter.server.api import api
@@ -22,7 +23,8 @@ class EventIn(BaseModel):
     at: AwareDatetime | None = Field(None, description="when it happened; default now")
     external_id: str | None = Field(None, max_length=128,
                                     description="the sending system's id; a repeat is a no-op")
-    data: dict[str, Any] = {}
+    data: dict[str, Any] = Field({}, description="anything the sender wants kept; for "
+                                 "complaint-written: channel (letter, email, web…) and summary")
 
 
 @api.route("POST", "/events", role=Role.AGENT, body=EventIn, status=201,
@@ -42,4 +44,6 @@ async def post_event(call: Call) -> Any:
                            "purpose": p.purpose} for p in plans],
             "created": created,
         }
+    if created and b.kind == "complaint-written":
+        await send_due_acks(call.rt)  # now, not on the next round of the background job
     return body if created else web.json_response(body, status=200)
