@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     # Web chat: the sites (scheme://host[:port]) that may embed the widget; empty = any site.
     chat_allowed_origins: list[str] = Field(default_factory=list)
 
-    scheduler_seconds: float = 30.0  # how often each node looks for due scheduled work
+    # How often each node looks for due scheduled work; 0: this node runs none (another does).
+    scheduler_seconds: float = Field(default=30.0, ge=0)
     rules_file: Path | None = None  # callback rules; default contactcenter/rules/default_rules.toml
     company_name: str = "contactcenter"  # {{ company }} in message templates
     messages_file: Path | None = None  # a company's copy of contactcenter/messages.toml

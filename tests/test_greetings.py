@@ -61,7 +61,7 @@ async def test_due_greetings_go_out_once_through_the_sms_channel(
 ) -> None:
     birthday = datetime(2026, 11, 23, 0, 30, tzinfo=UTC)  # 08:30 in Shanghai, Monday
     clock = ManualClock(birthday)
-    node = await start_node(*stack, clock=clock, scheduler_seconds=3600, sms_from="+8610000",
+    node = await start_node(*stack, clock=clock, scheduler_seconds=0, sms_from="+8610000",
                             **twilio_settings(fake.url, "https://cc.example.com"))
     try:
         async with node.rt.sessions.begin() as session:
@@ -97,7 +97,7 @@ async def test_a_late_greeting_in_quiet_hours_waits_for_nine(
     stack: tuple[str, str | None, str], fake: FakeTwilio
 ) -> None:
     evening = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)  # 22:00 in Shanghai: quiet hours
-    node = await start_node(*stack, clock=ManualClock(evening), scheduler_seconds=3600,
+    node = await start_node(*stack, clock=ManualClock(evening), scheduler_seconds=0,
                             sms_from="+8610000",
                             **twilio_settings(fake.url, "https://cc.example.com"))
     try:

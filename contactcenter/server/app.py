@@ -97,8 +97,9 @@ async def _start(app: web.Application) -> None:
     app[TASKS] = [
         asyncio.create_task(rt.dispatcher.run(), name="dispatcher"),
         asyncio.create_task(refresh_presence(app), name="presence"),
-        asyncio.create_task(scheduler_loop(rt), name="scheduler"),
     ]
+    if rt.settings.scheduler_seconds > 0:
+        app[TASKS].append(asyncio.create_task(scheduler_loop(rt), name="scheduler"))
 
 
 async def _close_sockets(app: web.Application) -> None:
