@@ -60,14 +60,28 @@ def scores(customers: Sequence[Metrics], weights: Mapping[str, float]) -> list[f
 
 def grade(customers: Sequence[Metrics], scheme: Scheme = WEIGHTED) -> dict[int, str]:
     """customer id -> tier. O(n log n): fine for millions of customers in one pass."""
-    if not customers:
-        return {}
-    values = scores(customers, scheme.weights)
-    ascending = sorted(values)
-    n = len(values)
-    tiers: dict[int, str] = {}
-    for customer, score in zip(customers, values, strict=True):
-        share = (n - bisect_right(ascending, score)) / n  # of customers scoring above
+    tiers = grade_columns([c.contract_amount for c in customers], [c.profit for c in customers],
+                          [c.frequency for c in customers], scheme)
+    return {c.customer_id: t for c, t in zip(customers, tiers, strict=True)}
 
-        tiers[customer.customer_id] = next(t for t, cut in scheme.cutoffs if share < cut)
+
+def grade_columns(contract_amount: Sequence[float], profit: Sequence[float],
+                  frequency: Sequence[float], scheme: Scheme = WEIGHTED) -> list[str]:
+    """The tiers of customers given as columns (position i = one customer): the same as
+    `grade`, without an object per customer, so a million customers fit in a few MB."""
+    n = len(contract_amount)
+    if not n:
+        return []
+    columns = {"contract_amount": contract_amount, "profit": profit, "frequency": frequency}
+    values = [0.0] * n
+    for metric in METRICS:
+        weight = scheme.weights[metric]
+        for i, rank in enumerate(percentile_ranks(columns[metric])):
+            values[i] += weight * rank
+    ascending = sorted(values)
+    cutoffs = list(scheme.cutoffs)
+    tiers = []
+    for score in values:
+        share = (n - bisect_right(ascending, score)) / n  # of customers scoring above
+        tiers.append(next(t for t, cut in cutoffs if share < cut))
     return tiers

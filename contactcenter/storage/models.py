@@ -365,3 +365,40 @@ class CustomerEvent(Base):
     data: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Accounts: grading, relationship health, selection jobs and operator-raised events
+
+
+class JobRun(Base):
+    """One run of a periodic job (the monthly regrade, the daily health sweep…) for one period.
+    The unique (name, period) lets exactly one node claim it; a run that never finished (its
+    node died) may be taken over once it is stale."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (UniqueConstraint("name", "period", name="uq_job_runs_name_period"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    period: Mapped[str] = mapped_column(String(32))
+    node: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    result: Mapped[dict[str, Any] | None] = mapped_column(Json)
+
+
+class SegmentEvent(Base):
+    """A mandatory-contact event an operator raised (a price change, a storm warning) for a
+    segment of customers: one callback task or one SMS per customer, keyed by this row's id."""
+
+    __tablename__ = "segment_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(16))  # callback | sms
+    segment: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    text: Mapped[str] = mapped_column(Text)
+    customers: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

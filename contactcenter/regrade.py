@@ -1,0 +1,163 @@
+"""Grading every active customer (spec §1): metrics from purchase events, tiers by the rules'
+scheme, changes written with their date to the tier history, retention callbacks for valued
+customers who drop (§5).
+
+Metrics per customer, from the `purchase` events of the last `grading.lookback_months`:
+contract amount = sum of `data.amount`, profit contribution = sum of `data.profit`, purchase
+frequency = number of purchases. Customers marked lost (a `customer-lost` event with no purchase
+after it) are not active: they are not ranked and keep their tier.
+
+Two passes over the customers in id order: the first reads one page at a time into three
+float columns (24 bytes a customer; 1M customers ≈ 30 MB, never an ORM object each), ranking
+needs them all; the second writes the changed tiers a chunk at a time. `tier_override` is never
+touched: a supervisor's override wins until cleared.
+"""
+
+from __future__ import annotations
+
+import logging
+from array import array
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from functools import lru_cache
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contactcenter.customer_pages import pages
+from contactcenter.rules.config import Rules, add_months
+from contactcenter.rules.grading import grade_columns
+from contactcenter.rules.health import needs_retention
+from contactcenter.rules.periodic import job_callback
+from contactcenter.rules.plan import CallbackPlan
+from contactcenter.scheduler import schedule
+from contactcenter.storage.models import Customer, CustomerEvent, TierChange
+from contactcenter.templates import Templates
+
+log = logging.getLogger(__name__)
+TIER_ORDER = "ABCD"
+_WRITE_CHUNK = 1000  # ids per IN list: far below SQLite's parameter limit
+Progress = Callable[[str, int], None]  # (phase "read" | "write", customers done so far)
+
+
+@dataclass
+class GradingSummary:
+    graded: int = 0
+    not_active: int = 0
+    per_tier: dict[str, int] = field(default_factory=dict)
+    first_graded: int = 0
+    moved_up: int = 0
+    moved_down: int = 0
+    retention_callbacks: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    def text(self) -> str:
+        tiers = ", ".join(f"{t}: {self.per_tier.get(t, 0)}" for t in TIER_ORDER)
+        return (f"graded {self.graded} active customers ({tiers}); {self.moved_up} moved up, "
+                f"{self.moved_down} moved down, {self.first_graded} graded for the first time; "
+                f"{self.retention_callbacks} retention callbacks; {self.not_active} not active "
+                f"(marked lost) left as they were")
+
+
+@lru_cache(maxsize=1)
+def shipped_templates() -> Templates:
+    return Templates.load()
+
+
+def retention_plan(rules: Rules, templates: Templates | None, customer_id: int, language: str,
+                   now: datetime) -> CallbackPlan:
+    """§5: a retention callback within `retention_within_days`, once per customer and day."""
+    texts = templates or shipped_templates()
+    day = now.astimezone(rules.calendar.hours().zone).date().isoformat()
+    return job_callback("retention", customer_id, day, now, rules.health.retention_within_days,
+                        rules.health.retention_category,
+                        texts.render("purpose_retention", language), rules)
+
+
+async def _read_metrics(
+    sessions: async_sessionmaker[AsyncSession], since: datetime, now: datetime, batch: int,
+    progress: Progress | None,
+) -> tuple[array[int], array[float], array[float], array[float], int]:
+    ids, amounts, profits, counts = array("q"), array("d"), array("d"), array("d")
+    read = 0
+    async for session, page in pages(sessions, batch):
+        metrics = {cid: (amount, profit, n) for cid, amount, profit, n in (await session.execute(
+            select(CustomerEvent.customer_id,
+                   func.coalesce(func.sum(CustomerEvent.data["amount"].as_float()), 0.0),
+                   func.coalesce(func.sum(CustomerEvent.data["profit"].as_float()), 0.0),
+                   func.count())
+            .where(CustomerEvent.customer_id.between(page.low, page.high),
+                   CustomerEvent.kind == "purchase", CustomerEvent.at > since,
+                   CustomerEvent.at <= now)
+            .group_by(CustomerEvent.customer_id))).all()}
+        for row in page.active:
+            amount, profit, n = metrics.get(row.id, (0.0, 0.0, 0))
+            ids.append(row.id)
+            amounts.append(float(amount))
+            profits.append(float(profit))
+            counts.append(float(n))
+        read += len(page.rows)
+        if progress is not None:
+            progress("read", read)
+    return ids, amounts, profits, counts, read - len(ids)
+
+
+async def _write_chunk(
+    session: AsyncSession, chunk: dict[int, str], rules: Rules, templates: Templates | None,
+    now: datetime, actor_id: int | None, summary: GradingSummary,
+) -> None:
+    current = (await session.execute(
+        select(Customer.id, Customer.tier, Customer.tier_override, Customer.language)
+        .where(Customer.id.in_(list(chunk))))).all()
+    moves: dict[str, list[int]] = {}
+    history = []
+    retention = []
+    for cid, old, override, language in current:
+        new = chunk[cid]
+        if new == old:
+            continue
+        moves.setdefault(new, []).append(cid)
+        history.append({"customer_id": cid, "tier_from": old, "tier_to": new, "at": now,
+                        "reason": "grading", "actor_user_id": actor_id})
+        if old is None:
+            summary.first_graded += 1
+        elif TIER_ORDER.index(new) < TIER_ORDER.index(old):
+            summary.moved_up += 1
+        else:
+            summary.moved_down += 1
+        if override is None and needs_retention(old, new, rules):
+            retention.append(retention_plan(rules, templates, cid, language, now))
+    for tier, ids in moves.items():
+        await session.execute(update(Customer).where(Customer.id.in_(ids)).values(tier=tier))
+    if history:
+        await session.execute(insert(TierChange), history)
+    summary.retention_callbacks += await schedule(session, retention, now)
+
+
+async def regrade(
+    sessions: async_sessionmaker[AsyncSession], rules: Rules, now: datetime, *,
+    templates: Templates | None = None, actor_id: int | None = None, batch: int = 5000,
+    progress: Progress | None = None,
+) -> GradingSummary:
+    """Grade every active customer with the rules' scheme; idempotent (a rerun with the same
+    purchases changes nothing and plans no second retention callback that day)."""
+    since = add_months(now, -rules.grading.lookback_months)
+    ids, amounts, profits, counts, not_active = await _read_metrics(
+        sessions, since, now, batch, progress)
+    tiers = grade_columns(amounts, profits, counts, rules.grading.active())
+    del amounts, profits, counts
+    summary = GradingSummary(graded=len(ids), not_active=not_active,
+                             per_tier=dict(sorted(Counter(tiers).items())))
+    step = min(batch, _WRITE_CHUNK)
+    for start in range(0, len(ids), step):
+        chunk = dict(zip(ids[start:start + step], tiers[start:start + step], strict=True))
+        async with sessions.begin() as session:
+            await _write_chunk(session, chunk, rules, templates, now, actor_id, summary)
+        if progress is not None:
+            progress("write", min(start + step, len(ids)))
+    log.info("regrade: %s", summary.text())
+    return summary
