@@ -4,8 +4,10 @@ customers who drop (§5).
 
 Metrics per customer, from the `purchase` events of the last `grading.lookback_months`:
 contract amount = sum of `data.amount`, profit contribution = sum of `data.profit`, purchase
-frequency = number of purchases. Customers marked lost (a `customer-lost` event with no purchase
-after it) are not active: they are not ranked and keep their tier.
+frequency = number of purchases. Graded are the active customers with a purchase on record:
+one with none at all has nothing to grade from and keeps the tier it was given (imported, set
+by hand); one marked lost (a `customer-lost` event with no purchase after it) is not active and
+keeps its tier too. A customer whose purchases are all older than the look-back gets D.
 
 Two passes over the customers in id order: the first reads one page at a time into three
 float columns (24 bytes a customer; 1M customers ≈ 30 MB, never an ORM object each), ranking
@@ -22,8 +24,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contactcenter.customer_pages import pages
@@ -45,7 +48,7 @@ Progress = Callable[[str, int], None]  # (phase "read" | "write", customers done
 @dataclass
 class GradingSummary:
     graded: int = 0
-    not_active: int = 0
+    not_graded: int = 0  # marked lost, or no purchase on record
     per_tier: dict[str, int] = field(default_factory=dict)
     first_graded: int = 0
     moved_up: int = 0
@@ -59,8 +62,8 @@ class GradingSummary:
         tiers = ", ".join(f"{t}: {self.per_tier.get(t, 0)}" for t in TIER_ORDER)
         return (f"graded {self.graded} active customers ({tiers}); {self.moved_up} moved up, "
                 f"{self.moved_down} moved down, {self.first_graded} graded for the first time; "
-                f"{self.retention_callbacks} retention callbacks; {self.not_active} not active "
-                f"(marked lost) left as they were")
+                f"{self.retention_callbacks} retention callbacks; {self.not_graded} not graded "
+                f"(marked lost or no purchase on record), left as they were")
 
 
 @lru_cache(maxsize=1)
@@ -78,32 +81,40 @@ def retention_plan(rules: Rules, templates: Templates | None, customer_id: int, 
                         texts.render("purpose_retention", language), rules)
 
 
+def _sum_of(recent: Any, name: str) -> Any:
+    """Sum of a purchase number over the look-back; a purchase without it counts 0."""
+    value = func.coalesce(CustomerEvent.data[name].as_float(), 0.0)
+    return func.coalesce(func.sum(case((recent, value), else_=0.0)), 0.0)
+
+
 async def _read_metrics(
     sessions: async_sessionmaker[AsyncSession], since: datetime, now: datetime, batch: int,
     progress: Progress | None,
 ) -> tuple[array[int], array[float], array[float], array[float], int]:
     ids, amounts, profits, counts = array("q"), array("d"), array("d"), array("d")
-    read = 0
+    read = not_graded = 0
     async for session, page in pages(sessions, batch):
+        recent = CustomerEvent.at > since
         metrics = {cid: (amount, profit, n) for cid, amount, profit, n in (await session.execute(
             select(CustomerEvent.customer_id,
-                   func.coalesce(func.sum(CustomerEvent.data["amount"].as_float()), 0.0),
-                   func.coalesce(func.sum(CustomerEvent.data["profit"].as_float()), 0.0),
-                   func.count())
+                   _sum_of(recent, "amount"), _sum_of(recent, "profit"),
+                   func.count(case((recent, 1))))
             .where(CustomerEvent.customer_id.between(page.low, page.high),
-                   CustomerEvent.kind == "purchase", CustomerEvent.at > since,
-                   CustomerEvent.at <= now)
+                   CustomerEvent.kind == "purchase", CustomerEvent.at <= now)
             .group_by(CustomerEvent.customer_id))).all()}
         for row in page.active:
-            amount, profit, n = metrics.get(row.id, (0.0, 0.0, 0))
+            if row.id not in metrics:
+                continue  # never bought: nothing to grade from
+            amount, profit, n = metrics[row.id]
             ids.append(row.id)
             amounts.append(float(amount))
             profits.append(float(profit))
             counts.append(float(n))
         read += len(page.rows)
+        not_graded += len(page.rows) - sum(1 for r in page.active if r.id in metrics)
         if progress is not None:
             progress("read", read)
-    return ids, amounts, profits, counts, read - len(ids)
+    return ids, amounts, profits, counts, not_graded
 
 
 async def _write_chunk(
@@ -146,11 +157,11 @@ async def regrade(
     """Grade every active customer with the rules' scheme; idempotent (a rerun with the same
     purchases changes nothing and plans no second retention callback that day)."""
     since = add_months(now, -rules.grading.lookback_months)
-    ids, amounts, profits, counts, not_active = await _read_metrics(
+    ids, amounts, profits, counts, not_graded = await _read_metrics(
         sessions, since, now, batch, progress)
     tiers = grade_columns(amounts, profits, counts, rules.grading.active())
     del amounts, profits, counts
-    summary = GradingSummary(graded=len(ids), not_active=not_active,
+    summary = GradingSummary(graded=len(ids), not_graded=not_graded,
                              per_tier=dict(sorted(Counter(tiers).items())))
     step = min(batch, _WRITE_CHUNK)
     for start in range(0, len(ids), step):

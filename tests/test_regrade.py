@@ -41,17 +41,25 @@ async def test_weighted_grading_writes_history_and_keeps_overrides(engine: Async
         # 3 was marked lost and has not bought since: not active, not ranked.
         session.add(CustomerEvent(customer_id=3, kind="customer-lost", at=NOW - timedelta(days=1),
                                   data={}, created_at=NOW))
-        # A big purchase 13 months ago is outside the 12-month look-back.
+        # Big purchases 13 months ago are outside the 12-month look-back.
         session.add(CustomerEvent(customer_id=4, kind="purchase", at=NOW - timedelta(days=400),
                                   data={"amount": 1e9, "profit": 1e9}, created_at=NOW))
+        session.add(Customer(id=21, name="never bought", tier="B", created_at=NOW,
+                             updated_at=NOW))
+        session.add(Customer(id=22, name="lapsed", tier="A", tier_override="A", created_at=NOW,
+                             updated_at=NOW))
+        await session.flush()
+        session.add(CustomerEvent(customer_id=22, kind="purchase", at=NOW - timedelta(days=400),
+                                  data={"amount": 1e9}, created_at=NOW))
     seen: list[tuple[str, int]] = []
     summary = await regrade(sessions, RULES, NOW, batch=6,
                             progress=lambda phase, n: seen.append((phase, n)))
-    # 19 active customers ranked; 5% -> 1 A, next 15% -> 3 B, next 30% -> 6 C, the rest D.
-    assert summary.graded == 19 and summary.not_active == 1
-    assert summary.per_tier == {"A": 1, "B": 3, "C": 6, "D": 9}
+    # 20 active customers who bought ranked; 5% -> 1 A, next 15% -> 3 B, next 30% -> 6 C, the
+    # rest D; nothing bought in the look-back (22) -> D whatever the ranks.
+    assert summary.graded == 20 and summary.not_graded == 2  # lost, never bought
+    assert summary.per_tier == {"A": 1, "B": 3, "C": 6, "D": 10}
     assert [p for p in seen if p[0] == "read"] == [("read", 6), ("read", 12), ("read", 18),
-                                                  ("read", 20)]  # pages, never all at once
+                                                  ("read", 22)]  # pages, never all at once
     async with sessions() as session:
         tiers = dict((await session.execute(select(Customer.id, Customer.tier))).all())
         overrides = dict((await session.execute(select(Customer.id, Customer.tier_override))).all())
@@ -61,12 +69,13 @@ async def test_weighted_grading_writes_history_and_keeps_overrides(engine: Async
     assert tiers[20] == "A" and [tiers[i] for i in (17, 18, 19)] == ["B"] * 3
     assert [tiers[i] for i in range(11, 17)] == ["C"] * 6
     assert tiers[1] == "D" and tiers[2] == "D" and tiers[4] == "D"
-    assert tiers[3] == "A"  # lost: left as it was
+    assert tiers[3] == "A" and tiers[21] == "B"  # lost, never bought: left as they were
+    assert tiers[22] == "D"
     assert overrides[2] == "A"  # the supervisor's override is never touched
     assert (20, "B", "A", "grading") in history and (1, "A", "D", "grading") in history
     assert (2, "B", "D", "grading") in history
-    assert summary.moved_up == 1 and summary.moved_down == 2 and summary.first_graded == 16
-    # Retention: only customer 1 (A -> D). Customer 2 is still A by override.
+    assert summary.moved_up == 1 and summary.moved_down == 3 and summary.first_graded == 16
+    # Retention: only customer 1 (A -> D). Customers 2 and 22 are still A by override.
     (retention,) = work
     assert retention.rule_id == "retention" and retention.customer_id == 1
     assert retention.payload["category"] == "emotional"

@@ -3,7 +3,10 @@
 Score = Σ weight × percentile rank of the metric among all active customers (default 40%
 contract amount, 40% profit contribution, 20% purchase frequency). Tiers by score rank:
 cumulative shares, e.g. A = top 5%, B = the next 15% (A+B = 20%), C = the next 30%, D = the rest.
-Equal scores always get the same tier, so a cut never splits a tie.
+Equal scores always get the same tier, so a cut never splits a tie. A customer with nothing in
+any metric (nothing bought in the period) gets the last tier, ranked below every buyer: a
+crowd tied at zero must not be promoted by the cut (with 3% of customers buying, the other 97%
+would otherwise share the "top 5%"). Percentile ranks are still taken among all customers.
 """
 
 from __future__ import annotations
@@ -78,10 +81,17 @@ def grade_columns(contract_amount: Sequence[float], profit: Sequence[float],
         weight = scheme.weights[metric]
         for i, rank in enumerate(percentile_ranks(columns[metric])):
             values[i] += weight * rank
-    ascending = sorted(values)
+    bought = [bool(a or p or f) for a, p, f in zip(contract_amount, profit, frequency,
+                                                  strict=True)]
+    ascending = sorted(v for v, b in zip(values, bought, strict=True) if b)
+    buyers = len(ascending)
     cutoffs = list(scheme.cutoffs)
     tiers = []
-    for score in values:
-        share = (n - bisect_right(ascending, score)) / n  # of customers scoring above
+    last = cutoffs[-1][0]
+    for score, b in zip(values, bought, strict=True):
+        if not b:
+            tiers.append(last)
+            continue
+        share = (buyers - bisect_right(ascending, score)) / n  # of customers ranked above
         tiers.append(next(t for t, cut in cutoffs if share < cut))
     return tiers
