@@ -30,7 +30,8 @@ async def run_once(rt: Runtime, planned: set[date],
             read, added = await plan_greetings(rt.sessions, rt.rules, day, now)
             planned.add(day)
             log.info("greetings for %s planned: %d customers read, %d new", day, read, added)
-    await run_periodic_jobs(rt, set() if jobs_seen is None else jobs_seen)
+    if rt.settings.periodic_jobs:
+        await run_periodic_jobs(rt, set() if jobs_seen is None else jobs_seen)
     await run_callbacks(rt)
     await send_due_greetings(rt)
 

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     chat_allowed_origins: list[str] = Field(default_factory=list)
 
     scheduler_seconds: float = 30.0  # how often each node looks for due scheduled work
+    # Offer the periodic account jobs (regrade, health sweep, selections) from this node's loop;
+    # each runs once per period on one node anyway. False keeps heavy jobs off a node.
+    periodic_jobs: bool = True
     rules_file: Path | None = None  # callback rules; default contactcenter/rules/default_rules.toml
     company_name: str = "contactcenter"  # {{ company }} in message templates
     messages_file: Path | None = None  # a company's copy of contactcenter/messages.toml

@@ -381,7 +381,7 @@ class JobRun(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(64))
-    period: Mapped[str] = mapped_column(String(32))
+    period: Mapped[str] = mapped_column(String(64))
     node: Mapped[str] = mapped_column(String(128))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -28,7 +28,7 @@ def upgrade() -> None:
         "job_runs",
         sa.Column("id", _ID, nullable=False),
         sa.Column("name", sa.String(length=64), nullable=False),
-        sa.Column("period", sa.String(length=32), nullable=False),
+        sa.Column("period", sa.String(length=64), nullable=False),
         sa.Column("node", sa.String(length=128), nullable=False),
         sa.Column("started_at", _UTC(), nullable=False),
         sa.Column("finished_at", _UTC(), nullable=True),
