@@ -32,13 +32,12 @@ def check_event_data(kind: str, data: dict[str, Any]) -> None:
             value = data.get(name)
             if value is not None and (isinstance(value, bool)
                                       or not isinstance(value, int | float)):
-                raise InvalidInput(f"data.{name}: must be a number, not {value!r}", field=name)
+                raise InvalidInput(f"data.{name}: must be a number, not {value!r}")
     if kind == "repair-dispatched" and "promised_duration" in data:
         try:
             Duration.parse(data["promised_duration"])
         except ValueError as e:
-            raise InvalidInput(f"data.promised_duration: {e}",
-                               field="promised_duration") from None
+            raise InvalidInput(f"data.promised_duration: {e}") from None
 
 
 def facts(customer: Customer) -> Facts:

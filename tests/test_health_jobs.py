@@ -66,7 +66,7 @@ async def test_health_sweep_plans_cycle_dormant_and_routine_callbacks(engine: As
         {"id": 7, "name": "C for a year", "tier": "C", "created_at": ago(366)},
         {"id": 8, "name": "new C", "tier": "C", "created_at": ago(30)},
         {"id": 9, "name": "lost", "tier": "D", "created_at": ago(400)},
-    ], purchases + [(9, "customer-lost", 300, {})], [
+    ], [*purchases, (9, "customer-lost", 300, {})], [
         (5, 20, "closed", None),
         (6, 1, "queued", "scheduled:cycle-anomaly:6:2026-10-20"),
         (7, 10, "closed", None),
