@@ -18,13 +18,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import DataError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contactcenter.customers import find_by_phone
-from contactcenter.errors import ContactCenterError, InvalidInput, NotFound
+from contactcenter.errors import InvalidInput, NotFound
 from contactcenter.events import record_event
-from contactcenter.importer import ImportReport, RowError, cells_of, import_rows, row_message
+from contactcenter.importer import ImportReport, cells_of, import_rows, store_each
 from contactcenter.rules.config import Rules
 from contactcenter.templates import Templates
 
@@ -104,20 +103,13 @@ async def import_events(
 
     async def store(session: AsyncSession, batch: list[tuple[int, EventRow]],
                     report: ImportReport) -> None:
+        async def record(e: EventRow) -> None:
+            await record_event(session, rules, customer_id=e.customer_id, kind=e.kind, at=e.at,
+                               now=now, external_id=e.external_id, data=e.data,
+                               actor_id=actor_id, templates=templates)
+
         # One savepoint a row: each row's plans are its own, and a bad one leaves nothing.
-        for line, e in batch:
-            try:
-                async with session.begin_nested():
-                    await record_event(session, rules, customer_id=e.customer_id, kind=e.kind,
-                                       at=e.at, now=now, external_id=e.external_id,
-                                       data=e.data, actor_id=actor_id, templates=templates)
-            except ContactCenterError as exc:
-                report.errors.append(RowError(line, row_message(exc)))
-                continue
-            except DataError as exc:
-                report.errors.append(RowError(line, f"rejected by the database: {exc.orig}"))
-                continue
-            report.imported += 1
+        await store_each(session, batch, report, record)
 
     return await import_rows(sessionmaker, path, what="events", known=COLUMNS,
                              required=("kind",), parse=parse, store=store, progress=progress,

@@ -234,10 +234,20 @@ async def _insert_batch(
     except (IntegrityError, DataError):
         pass
     # Something changed under us or a value slipped past validation: find the row(s) at fault.
+    async def create(data: CustomerIn) -> None:
+        await create_customer(session, data, actor_id=actor_id, now=now, source="import")
+
+    await store_each(session, rows, report, create)
+
+
+async def store_each(session: AsyncSession, rows: list[tuple[int, T]], report: ImportReport,
+                     write: Callable[[T], Awaitable[object]]) -> None:
+    """Write row by row, each in its own savepoint: a row refused (by our checks or by the
+    database) is reported with its line and leaves nothing behind; the others are kept."""
     for line, data in rows:
         try:
             async with session.begin_nested():
-                await create_customer(session, data, actor_id=actor_id, now=now, source="import")
+                await write(data)
         except ContactCenterError as exc:
             report.errors.append(RowError(line, row_message(exc)))
             continue
