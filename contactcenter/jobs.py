@@ -15,6 +15,7 @@ from contactcenter.callbacks import run_callbacks
 from contactcenter.clock import utc
 from contactcenter.greetings import plan_greetings, send_due_greetings
 from contactcenter.periodic_jobs import run_periodic_jobs
+from contactcenter.repair_watch import flag_overrun_repairs
 from contactcenter.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ async def run_once(rt: Runtime, planned: set[date],
             log.info("greetings for %s planned: %d customers read, %d new", day, read, added)
     if rt.settings.periodic_jobs:
         await run_periodic_jobs(rt, set() if jobs_seen is None else jobs_seen)
+        await flag_overrun_repairs(rt.sessions, rt.rules, now)
     await run_callbacks(rt)
     await send_due_greetings(rt)
 

@@ -402,3 +402,7 @@ class SegmentEvent(Base):
     customers: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+# The repair-overrun check reads recent dispatches of every customer by kind and time.
+Index("ix_customer_events_kind_at", CustomerEvent.kind, CustomerEvent.at)

@@ -1,4 +1,4 @@
-"""accounts: job runs and operator-raised segment events
+"""accounts: job runs, operator-raised segment events, customer events by kind and time
 
 Revision ID: 0006
 Revises: 0004
@@ -49,8 +49,10 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["actor_user_id"], ["users.id"]),
         sa.PrimaryKeyConstraint("id"),
     )
+    op.create_index("ix_customer_events_kind_at", "customer_events", ["kind", "at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_customer_events_kind_at", table_name="customer_events")
     op.drop_table("segment_events")
     op.drop_table("job_runs")
