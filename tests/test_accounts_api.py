@@ -13,6 +13,8 @@ from sqlalchemy import func, select
 
 from contactcenter.clock import ManualClock, utc
 from contactcenter.customers import CustomerIn, create_customer
+from contactcenter.events import record_event
+from contactcenter.periodic_jobs import run_periodic_jobs
 from contactcenter.storage.models import (
     AuditEntry,
     Customer,
@@ -233,3 +235,30 @@ async def test_events_in_accept_every_kind_and_check_what_jobs_read(
     assert status == 201
     (retention,) = body["scheduled"]  # a B customer marked lost: retention callback (§5)
     assert retention["rule"] == "retention" and retention["category"] == "emotional"
+
+
+async def test_the_monthly_regrade_runs_on_one_node_of_two(
+    stack: tuple[str, str | None, str]
+) -> None:
+    clock = ManualClock(datetime(2026, 11, 30, 17, 59, tzinfo=UTC))  # 1 Dec 01:59 Shanghai
+    one = await start_node(*stack, clock=clock, scheduler_seconds=3600)
+    two = await start_node(*stack, clock=clock, scheduler_seconds=3600)
+    try:
+        cid = await _customer(one, "buyer")
+        async with one.rt.sessions.begin() as session:
+            await record_event(session, one.rt.rules, customer_id=cid, kind="purchase",
+                               at=utc(clock.now()), now=utc(clock.now()), data={"amount": 9})
+        seen_one: set[tuple[str, str]] = set()
+        seen_two: set[tuple[str, str]] = set()
+        first = await run_periodic_jobs(one.rt, seen_one)
+        assert "grading" not in first and "health" in first  # the regrade is due at 02:00
+        clock.set(datetime(2026, 11, 30, 18, 0, tzinfo=UTC))  # 02:00: due
+        ran = await asyncio.gather(run_periodic_jobs(one.rt, seen_one),
+                                   run_periodic_jobs(two.rt, seen_two))
+        graders = [r["grading"] for r in ran if "grading" in r]
+        assert len(graders) == 1 and graders[0]["per_tier"] == {"A": 1}
+        assert await run_periodic_jobs(one.rt, seen_one) == {}  # nothing more this period
+        assert await run_periodic_jobs(two.rt, set()) == {}  # nor on a restarted node
+    finally:
+        await one.stop()
+        await two.stop()
