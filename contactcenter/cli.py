@@ -41,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--skills", default="", help="comma-separated, e.g. sales,repairs")
     add.add_argument("--team")
     add.add_argument("--display-name")
+    leave = user_sub.add_parser(
+        "deactivate", help="deactivate an agent, handing their customers to teammates")
+    leave.add_argument("--username", required=True)
+
+    grade = sub.add_parser("grade", help="regrade every customer now (spec §1)")
+    grade.add_argument("--no-progress", action="store_true")
 
     rules = sub.add_parser("rules", help="the callback rules file")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)
@@ -53,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     cust = imp_sub.add_parser("customers", help="import customers from a CSV file")
     cust.add_argument("file", type=Path)
     cust.add_argument("--no-progress", action="store_true")
+    events = imp_sub.add_parser("events", help="import customer events from a CSV file")
+    events.add_argument("file", type=Path)
+    events.add_argument("--no-progress", action="store_true")
     return p
 
 
@@ -105,6 +114,10 @@ async def _once(settings: Settings, args: argparse.Namespace) -> int:
         if args.command == "db":
             print("database is at the newest schema")
             return 0
+        if args.command == "grade":
+            return await _grade(rt, progress=not args.no_progress)
+        if args.command == "user" and args.user_command == "deactivate":
+            return await _deactivate(rt, args.username)
         if args.command == "user":
             from contactcenter.users import create_user
 
@@ -117,18 +130,69 @@ async def _once(settings: Settings, args: argparse.Namespace) -> int:
             print(f"created {user.role} {user.username} (id {user.id})")
             return 0
         if args.command == "import":
+            from contactcenter.event_import import import_events
             from contactcenter.importer import format_report, import_customers
 
             if not args.file.is_file():
                 print(f"error: no such file: {args.file}", file=sys.stderr)
                 return 2
-            report = await import_customers(rt.sessions, args.file, now=utc(rt.clock.now()),
-                                            progress=not args.no_progress)
+            now = utc(rt.clock.now())
+            if args.import_command == "events":
+                report = await import_events(rt.sessions, args.file, rt.rules, now=now,
+                                             templates=rt.templates,
+                                             progress=not args.no_progress)
+            else:
+                report = await import_customers(rt.sessions, args.file, now=now,
+                                                progress=not args.no_progress)
             print(format_report(report))
             return 1 if report.errors else 0
         raise AssertionError(args.command)
     finally:
         await rt.engine.dispose()
+
+
+async def _grade(rt: Runtime, *, progress: bool) -> int:
+    from sqlalchemy import func, select
+    from tqdm import tqdm
+
+    from contactcenter.regrade import regrade
+    from contactcenter.storage.models import Customer
+
+    async with rt.sessions() as session:
+        total = await session.scalar(select(func.count()).select_from(Customer))
+    bars: dict[str, tqdm] = {}
+
+    def show(phase: str, done: int) -> None:
+        if phase not in bars:
+            bars[phase] = tqdm(total=total if phase == "read" else None, unit="customer",
+                               desc={"read": "reading", "write": "writing"}[phase],
+                               file=sys.stderr, disable=not progress)
+        bars[phase].update(done - bars[phase].n)
+
+    summary = await regrade(rt.sessions, rt.rules, utc(rt.clock.now()), templates=rt.templates,
+                            progress=show)
+    for bar in bars.values():
+        bar.close()
+    print(f"Regrade ({rt.rules.grading.scheme}): {summary.text()}")
+    return 0
+
+
+async def _deactivate(rt: Runtime, username: str) -> int:
+    from sqlalchemy import select
+
+    from contactcenter.offboarding import deactivate_agent
+    from contactcenter.storage.models import User
+
+    async with rt.sessions.begin() as session:
+        user_id = await session.scalar(select(User.id).where(User.username == username))
+        if user_id is None:
+            print(f"error: no user {username!r}", file=sys.stderr)
+            return 2
+        done = await deactivate_agent(session, rt.rules, rt.templates, user_id, actor_id=None,
+                                      now=utc(rt.clock.now()), company=rt.settings.company_name)
+    print(f"deactivated {username}: {len(done.reassigned)} customers reassigned, "
+          f"{done.sms} SMS and {done.visits} introduction visits planned")
+    return 0
 
 
 async def _serve(settings: Settings, *, demo: bool) -> None:

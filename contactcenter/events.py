@@ -12,11 +12,33 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contactcenter.complaints import open_complaint
 from contactcenter.customers import get_customer
 from contactcenter.errors import InvalidInput
-from contactcenter.rules.config import TRIGGERS, Rules
+from contactcenter.regrade import retention_plan
+from contactcenter.rules.config import EVENT_KINDS, Duration, Rules
+from contactcenter.rules.health import needs_retention
 from contactcenter.rules.plan import UNGRADED, CallbackPlan, Event, callbacks_for
 from contactcenter.rules.plan import Customer as Facts
 from contactcenter.scheduler import schedule
 from contactcenter.storage.models import Customer, CustomerEvent
+from contactcenter.templates import Templates
+
+# Numbers a purchase may carry; grading sums them (docs/rules-jobs.md).
+PURCHASE_NUMBERS = ("amount", "profit")
+
+
+def check_event_data(kind: str, data: dict[str, Any]) -> None:
+    """What the jobs read from an event's data must be readable: refuse it at the door (422)
+    rather than fail a month later in the regrade."""
+    if kind == "purchase":
+        for name in PURCHASE_NUMBERS:
+            value = data.get(name)
+            if value is not None and (isinstance(value, bool)
+                                      or not isinstance(value, int | float)):
+                raise InvalidInput(f"data.{name}: must be a number, not {value!r}")
+    if kind == "repair-dispatched" and "promised_duration" in data:
+        try:
+            Duration.parse(data["promised_duration"])
+        except ValueError as e:
+            raise InvalidInput(f"data.promised_duration: {e}") from None
 
 
 def facts(customer: Customer) -> Facts:
@@ -30,12 +52,14 @@ def facts(customer: Customer) -> Facts:
 async def record_event(
     session: AsyncSession, rules: Rules, *, customer_id: int, kind: str, at: datetime,
     now: datetime, external_id: str | None = None, data: dict[str, Any] | None = None,
-    actor_id: int | None = None,
+    actor_id: int | None = None, templates: Templates | None = None,
 ) -> tuple[CustomerEvent, list[CallbackPlan], bool]:
     """Store the event and schedule what it makes due; (event, plans, created). A repeated
-    `external_id` returns the stored event and plans nothing more."""
-    if kind not in TRIGGERS:
-        raise InvalidInput(f"kind must be one of {', '.join(TRIGGERS)}")
+    `external_id` returns the stored event and plans nothing more. A valued customer marked
+    lost gets a retention callback (§5)."""
+    if kind not in EVENT_KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(EVENT_KINDS)}")
+    check_event_data(kind, data or {})
     if external_id is not None:
         seen = await session.scalar(
             select(CustomerEvent).where(CustomerEvent.external_id == external_id))
@@ -48,6 +72,8 @@ async def record_event(
     await session.flush()
     plans = callbacks_for(Event(kind, at, customer.id, f"event:{event.id}"), facts(customer),
                           rules)
+    if kind == "customer-lost" and needs_retention(customer.effective_tier, None, rules):
+        plans.append(retention_plan(rules, templates, customer.id, customer.language, now))
     await schedule(session, plans, now)
     if kind == "complaint-written":  # §6: a written complaint opens its workflow at once
         data = event.data

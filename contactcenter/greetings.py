@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contactcenter.clock import utc
 from contactcenter.events import facts
+from contactcenter.offboarding import NEW_OWNER_RULE
 from contactcenter.outbound import Outgoing, send_with_retries
 from contactcenter.rules.config import Rules
 from contactcenter.rules.plan import UNGRADED, greetings_on, release
@@ -35,6 +36,8 @@ from contactcenter.storage.models import (
 )
 
 OPT_OUT_PURPOSE = "sms-marketing"
+# Service messages, not greetings or campaigns: an opt-out does not stop them (spec §9).
+SERVICE_RULES = frozenset({NEW_OWNER_RULE})
 log = logging.getLogger(__name__)
 _env = SandboxedEnvironment()
 
@@ -98,7 +101,7 @@ async def send_due_greetings(rt: Runtime) -> int:
         if customer is None or not customer.phones:
             return {"skipped": "no phone number"}
         who = facts(customer)
-        if who.marketing_opt_out:
+        if who.marketing_opt_out and item.rule_id not in SERVICE_RULES:
             return {"skipped": "opted out"}
         allowed = release(now, who, rt.rules)
         if allowed > now:
@@ -113,7 +116,8 @@ async def send_due_greetings(rt: Runtime) -> int:
         await session.flush()
         message = Message(conversation_id=conversation.id, direction="outbound", body=body,
                           status="queued", created_at=now,
-                          meta={"automatic": "greeting", "rule": item.rule_id})
+                          meta={"automatic": "greeting" if item.rule_id not in SERVICE_RULES
+                                else "service", "rule": item.rule_id})
         session.add(message)
         await session.flush()
         ready.append(Outgoing(message_id=message.id, contact_id=None,

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import csv
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import DataError, IntegrityError
@@ -41,6 +41,7 @@ from contactcenter.errors import ContactCenterError, InvalidInput
 from contactcenter.storage.models import User
 
 BATCH_SIZE = 500
+T = TypeVar("T")
 
 # Columns copied to the card as they are (empty cell = not set).
 SCALAR_COLUMNS: tuple[str, ...] = (
@@ -68,7 +69,6 @@ SCALAR_COLUMNS: tuple[str, ...] = (
 )
 # Columns holding several values separated by ";".
 LIST_COLUMNS: tuple[str, ...] = ("phones", "emails", "tags", "owners")
-COLUMNS: frozenset[str] = frozenset(SCALAR_COLUMNS + LIST_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -89,25 +89,37 @@ def _split(cell: str) -> list[str]:
     return [part.strip() for part in cell.replace("；", ";").split(";") if part.strip()]
 
 
-def _read_header(reader: Iterator[list[str]], path: Path) -> list[str]:
+def read_header(
+    reader: Iterator[list[str]], path: Path, known: Sequence[str], required: Sequence[str]
+) -> list[str]:
+    """The header row, lower-cased; unknown, repeated or missing required columns are refused
+    before anything is written."""
     try:
         raw = next(reader)
     except StopIteration:
         raise InvalidInput(f"{path}: the file is empty; it needs a header row") from None
     header = [h.strip().lower() for h in raw]
-    unknown = [h for h in header if h not in COLUMNS]
+    unknown = [h for h in header if h not in known]
     if unknown:
         raise InvalidInput(
             f"{path}: unknown column(s): {', '.join(repr(h) for h in unknown)}; "
-            f"known columns: {', '.join(SCALAR_COLUMNS + LIST_COLUMNS)}",
+            f"known columns: {', '.join(known)}",
             columns=unknown,
         )
     duplicated = sorted({h for h in header if header.count(h) > 1})
     if duplicated:
         raise InvalidInput(f"{path}: column(s) appear twice: {', '.join(duplicated)}")
-    if "name" not in header:
-        raise InvalidInput(f"{path}: the required column 'name' is missing")
+    for column in required:
+        if column not in header:
+            raise InvalidInput(f"{path}: the required column {column!r} is missing")
     return header
+
+
+def cells_of(header: list[str], row: list[str]) -> dict[str, str]:
+    """A row as {column: stripped cell}; a row longer than the header is an error."""
+    if len(row) > len(header) and any(cell.strip() for cell in row[len(header) :]):
+        raise InvalidInput(f"the row has {len(row)} fields but the header has {len(header)}")
+    return {col: cell.strip() for col, cell in zip(header, row, strict=False)}
 
 
 def _count_rows(path: Path) -> int:
@@ -143,12 +155,8 @@ class _Owners:
 async def _row_input(
     session: AsyncSession, header: list[str], row: list[str], owners: _Owners
 ) -> CustomerIn:
-    if len(row) > len(header) and any(cell.strip() for cell in row[len(header) :]):
-        raise InvalidInput(f"the row has {len(row)} fields but the header has {len(header)}")
-    cells = dict(zip(header, row, strict=False))
-    data: dict[str, Any] = {
-        col: value for col in SCALAR_COLUMNS if (value := cells.get(col, "").strip())
-    }
+    cells = cells_of(header, row)
+    data: dict[str, Any] = {col: value for col in SCALAR_COLUMNS if (value := cells.get(col))}
     for col in ("phones", "emails", "tags"):
         data[col] = _split(cells.get(col, ""))
     customer = parse_input(CustomerIn, data)
@@ -156,7 +164,7 @@ async def _row_input(
     return customer
 
 
-def _message(exc: ContactCenterError) -> str:
+def row_message(exc: ContactCenterError) -> str:
     where = exc.details.get("field")
     return f"{where}: {exc.message}" if isinstance(where, str) else exc.message
 
@@ -175,12 +183,12 @@ class _Taken:
     def conflict(self, data: CustomerIn) -> str | None:
         for number in (p.number for p in data.phones):
             if number in self.phones:
-                return _message(phone_conflict(number, self.phones[number]))
+                return row_message(phone_conflict(number, self.phones[number]))
             if number in self.phone_lines:
                 return f"phones: phone {number} is already on line {self.phone_lines[number]}"
         for address in data.emails:
             if address in self.emails:
-                return _message(email_conflict(address, self.emails[address]))
+                return row_message(email_conflict(address, self.emails[address]))
             if address in self.email_lines:
                 return f"emails: email {address} is already on line {self.email_lines[address]}"
         return None
@@ -226,17 +234,88 @@ async def _insert_batch(
     except (IntegrityError, DataError):
         pass
     # Something changed under us or a value slipped past validation: find the row(s) at fault.
+    async def create(data: CustomerIn) -> None:
+        await create_customer(session, data, actor_id=actor_id, now=now, source="import")
+
+    await store_each(session, rows, report, create)
+
+
+async def store_each(session: AsyncSession, rows: list[tuple[int, T]], report: ImportReport,
+                     write: Callable[[T], Awaitable[object]]) -> None:
+    """Write row by row, each in its own savepoint: a row refused (by our checks or by the
+    database) is reported with its line and leaves nothing behind; the others are kept."""
     for line, data in rows:
         try:
             async with session.begin_nested():
-                await create_customer(session, data, actor_id=actor_id, now=now, source="import")
+                await write(data)
         except ContactCenterError as exc:
-            report.errors.append(RowError(line, _message(exc)))
+            report.errors.append(RowError(line, row_message(exc)))
             continue
         except DataError as exc:
             report.errors.append(RowError(line, f"rejected by the database: {exc.orig}"))
             continue
         report.imported += 1
+
+
+Parse = Callable[[AsyncSession, list[str], list[str]], Awaitable[T]]
+Store = Callable[[AsyncSession, list[tuple[int, T]], ImportReport], Awaitable[None]]
+
+
+async def import_rows(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    path: Path,
+    *,
+    what: str,
+    known: Sequence[str],
+    required: Sequence[str],
+    parse: Parse[T],
+    store: Store[T],
+    progress: bool = True,
+    batch_size: int = BATCH_SIZE,
+) -> ImportReport:
+    """Stream a UTF-8 CSV (BOM optional): `parse` turns a row into an input (raising
+    ContactCenterError for a bad one: reported with its line, skipped), `store` writes a batch
+    of (line, input) and reports the rows it refuses. Each batch is committed before the next
+    is read; a progress bar on stderr counts rows."""
+    expected = _count_rows(path)
+    report = ImportReport()
+    with (
+        path.open(encoding="utf-8-sig", newline="") as f,
+        tqdm(total=expected, unit="row", desc=what, file=sys.stderr, disable=not progress) as bar,
+    ):
+        reader = csv.reader(f)
+        header = read_header(reader, path, known, required)
+        async with sessionmaker() as session:
+
+            async def flush_batch(batch: list[tuple[int, T]]) -> None:
+                if not batch:
+                    return
+                await store(session, batch, report)
+                await session.commit()
+                # Committed rows are no longer needed in memory.
+                session.expunge_all()
+                bar.update(len(batch))
+
+            batch: list[tuple[int, T]] = []
+            next_line = reader.line_num + 1
+            for row in reader:
+                # A quoted cell may span lines; errors point at the line where the row starts.
+                line, next_line = next_line, reader.line_num + 1
+                if not any(cell.strip() for cell in row):
+                    bar.update(1)
+                    continue
+                report.total += 1
+                try:
+                    batch.append((line, await parse(session, header, row)))
+                except ContactCenterError as exc:
+                    report.errors.append(RowError(line, row_message(exc)))
+                    bar.update(1)
+                if len(batch) >= batch_size:
+                    await flush_batch(batch)
+                    batch = []
+            await flush_batch(batch)
+    report.errors.sort(key=lambda e: e.line)
+    return report
 
 
 async def import_customers(
@@ -254,52 +333,17 @@ async def import_customers(
     returned `ImportReport` (errors in line order) and skipped. Each batch of `batch_size` rows
     is committed before the next is read.
     """
-    expected = _count_rows(path)
-    report = ImportReport()
     owners = _Owners()
-    with (
-        path.open(encoding="utf-8-sig", newline="") as f,
-        tqdm(
-            total=expected,
-            unit="row",
-            desc="customers",
-            file=sys.stderr,
-            disable=not progress,
-        ) as bar,
-    ):
-        reader = csv.reader(f)
-        header = _read_header(reader, path)
-        async with sessionmaker() as session:
 
-            async def flush_batch(batch: _Batch) -> None:
-                if not batch:
-                    return
-                await _insert_batch(session, batch, report, actor_id=actor_id, now=now)
-                await session.commit()
-                # Committed rows are no longer needed in memory.
-                session.expunge_all()
-                bar.update(len(batch))
+    async def parse(session: AsyncSession, header: list[str], row: list[str]) -> CustomerIn:
+        return await _row_input(session, header, row, owners)
 
-            batch: _Batch = []
-            next_line = reader.line_num + 1
-            for row in reader:
-                # A quoted cell may span lines; errors point at the line where the row starts.
-                line, next_line = next_line, reader.line_num + 1
-                if not any(cell.strip() for cell in row):
-                    bar.update(1)
-                    continue
-                report.total += 1
-                try:
-                    batch.append((line, await _row_input(session, header, row, owners)))
-                except ContactCenterError as exc:
-                    report.errors.append(RowError(line, _message(exc)))
-                    bar.update(1)
-                if len(batch) >= batch_size:
-                    await flush_batch(batch)
-                    batch = []
-            await flush_batch(batch)
-    report.errors.sort(key=lambda e: e.line)
-    return report
+    async def store(session: AsyncSession, batch: _Batch, report: ImportReport) -> None:
+        await _insert_batch(session, batch, report, actor_id=actor_id, now=now)
+
+    return await import_rows(sessionmaker, path, what="customers",
+                             known=SCALAR_COLUMNS + LIST_COLUMNS, required=("name",),
+                             parse=parse, store=store, progress=progress, batch_size=batch_size)
 
 
 def format_report(report: ImportReport, *, max_errors: int = 100) -> str:

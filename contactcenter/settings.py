@@ -59,6 +59,9 @@ class Settings(BaseSettings):
 
     # How often each node looks for due scheduled work; 0: this node runs none (another does).
     scheduler_seconds: float = Field(default=30.0, ge=0)
+    # Offer the periodic account jobs (regrade, health sweep, selections) from this node's loop;
+    # each runs once per period on one node anyway. False keeps heavy jobs off a node.
+    periodic_jobs: bool = True
     rules_file: Path | None = None  # callback rules; default contactcenter/rules/default_rules.toml
     company_name: str = "contactcenter"  # {{ company }} in message templates
     messages_file: Path | None = None  # a company's copy of contactcenter/messages.toml

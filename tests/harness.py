@@ -43,6 +43,8 @@ async def start_node(
     """A server node on a free loopback port; `settings_` override Settings fields (e.g. the
     Twilio ones from fake_twilio.twilio_settings, or an SMTP port)."""
     settings_.setdefault("inbound_smtp_port", 0)  # each node its own free port, not 2525
+    # The tests run the regrade, health sweep and selections themselves, at the time they set.
+    settings_.setdefault("periodic_jobs", False)
     settings = Settings(database_url=db_url, redis_url=redis_url, redis_prefix=prefix,
                         node_id=f"test-{uuid.uuid4().hex[:6]}", **settings_)
     rt = Runtime.build(settings, clock=clock)

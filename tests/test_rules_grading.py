@@ -70,9 +70,21 @@ def test_tier_order_follows_score_order(rows: list[tuple[float, float, int]]) ->
     customers = [Metrics(i, a, p, f) for i, (a, p, f) in enumerate(rows)]
     tiers = grade(customers)
     s = scores(customers, WEIGHTED.weights)
-    for i in range(len(customers)):
-        for j in range(len(customers)):
+    buyers = [i for i, c in enumerate(customers) if c.contract_amount or c.profit or c.frequency]
+    for i in buyers:
+        for j in buyers:
             if s[i] > s[j]:
                 assert tiers[i] <= tiers[j]  # "A" < "B" < ...: a higher score is never lower
-    # The best score is always A: nobody scores above it.
-    assert tiers[max(range(len(s)), key=s.__getitem__)] == "A"
+    # The best buyer is always A: no buyer scores above them. Who bought nothing is D.
+    if buyers:
+        assert tiers[max(buyers, key=s.__getitem__)] == "A"
+    assert all(tiers[i] == "D" for i in range(len(customers)) if i not in buyers)
+
+
+def test_nothing_bought_is_the_last_tier_however_many_share_it() -> None:
+    # 2 of 40 bought: the 38 tied at zero would otherwise all be "above 95%" and get A.
+    customers = [Metrics(1, 50.0, 5.0, 1.0), Metrics(2, 10.0, 1.0, 1.0)] + [
+        Metrics(i, 0.0, 0.0, 0.0) for i in range(3, 41)]
+    tiers = grade(customers)
+    assert tiers[1] == "A" and tiers[2] == "A"  # both in the top 5% (2 of 40)
+    assert {tiers[i] for i in range(3, 41)} == {"D"}

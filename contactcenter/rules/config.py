@@ -38,6 +38,14 @@ TRIGGERS = (
     "installation-completed", "purchase", "complaint-written", "proposal-written",
     "repair-dispatched", "repair-overrun", "repair-completed",
 )
+# Customer events that trigger no callback themselves but feed the jobs: purchases' amounts feed
+# grading, open repairs/complaints/paid-service orders the service-needed selection, "lost"
+# the retention callback (see docs/rules-jobs.md).
+FACT_KINDS = (
+    "visit-completed", "complaint-archived", "paid-service-ordered", "paid-service-completed",
+    "customer-lost",
+)
+EVENT_KINDS = TRIGGERS + FACT_KINDS
 _DURATION = re.compile(r"^(\d+)(m|h|d|mo|wh|wd)$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "mo": "months", "wh": "working hours",
           "wd": "working days"}
@@ -75,14 +83,14 @@ class Duration:
                 return hours.add_working_time(at, timedelta(hours=self.amount))
             return _add_working_days(at, self.amount, hours)
         if self.unit == "mo":
-            return _add_months(at, self.amount)
+            return add_months(at, self.amount)
         return at + timedelta(seconds=self.nominal_seconds)
 
     def __str__(self) -> str:
         return "0" if self.amount == 0 else f"{self.amount}{self.unit}"
 
 
-def _add_months(at: datetime, months: int) -> datetime:
+def add_months(at: datetime, months: int) -> datetime:
     month = at.month - 1 + months
     year, month = at.year + month // 12, month % 12 + 1
     for day in (at.day, 30, 29, 28):  # 31 Jan + 1 month = 28/29 Feb
@@ -181,6 +189,8 @@ class Grading(Strict):
     weighted: list[tuple[str, float]]
     pyramid: list[tuple[str, float]]
     regrade: Regrade
+    # Purchases of the last N months count (amount, profit, frequency); the spec names none.
+    lookback_months: int = Field(12, ge=1)
 
     @model_validator(mode="after")
     def _schemes(self) -> Grading:
@@ -279,6 +289,9 @@ class Health(Strict):
     cycle_category: str
     dormant_category: str
     retention_category: str
+    routine_category: str = "emotional"
+    # Window of the cycle-anomaly, dormant and routine callbacks (the spec gives none).
+    callback_within_days: int = Field(7, ge=1)
 
 
 class ComplaintDeadlines(Strict):
@@ -301,6 +314,10 @@ class Selection(Strict):
     low_satisfaction_within: DurationField
     categories: list[str] = Field(min_length=1)
     script: Texts
+    random_category: str = "emotional"
+    service_needed_category: str = "service"
+    service_needed_max_per_month: int = Field(0, ge=0)  # 0 = no limit
+    within_days: int = Field(7, ge=1)  # window of random and service-needed callbacks
 
 
 class Satisfaction(Strict):
@@ -344,9 +361,13 @@ class Rules(Strict):
             if rule.category not in self.selection.categories:
                 problems.append(f"callbacks[{rule.id}].category: {rule.category!r} is not one "
                                 f"of selection.categories")
-        for field in ("cycle_category", "dormant_category", "retention_category"):
+        for field in ("cycle_category", "dormant_category", "retention_category",
+                      "routine_category"):
             if getattr(self.health, field) not in self.selection.categories:
                 problems.append(f"health.{field}: not one of selection.categories")
+        for field in ("random_category", "service_needed_category"):
+            if getattr(self.selection, field) not in self.selection.categories:
+                problems.append(f"selection.{field}: not one of selection.categories")
         known = _holiday_names(self.calendar.holidays)
         for name in self.greetings.holiday.holidays:
             if name not in known:

@@ -443,3 +443,43 @@ class MessageDelivery(Base):
 # The supervisor board reads scheduled work of one kind by due day and by window end.
 Index("ix_scheduled_work_kind_due", ScheduledWork.kind, ScheduledWork.due_at)
 Index("ix_scheduled_work_kind_latest", ScheduledWork.kind, ScheduledWork.latest_at)
+
+# ---------------------------------------------------------------------------------------------
+# Accounts: grading, relationship health, selection jobs and operator-raised events
+
+
+class JobRun(Base):
+    """One run of a periodic job (the monthly regrade, the daily health sweep…) for one period.
+    The unique (name, period) lets exactly one node claim it; a run that never finished (its
+    node died) may be taken over once it is stale."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (UniqueConstraint("name", "period", name="uq_job_runs_name_period"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    period: Mapped[str] = mapped_column(String(64))
+    node: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    result: Mapped[dict[str, Any] | None] = mapped_column(Json)
+
+
+class SegmentEvent(Base):
+    """A mandatory-contact event an operator raised (a price change, a storm warning) for a
+    segment of customers: one callback task or one SMS per customer, keyed by this row's id."""
+
+    __tablename__ = "segment_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(16))  # callback | sms
+    segment: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    text: Mapped[str] = mapped_column(Text)
+    customers: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+# The repair-overrun check reads recent dispatches of every customer by kind and time.
+Index("ix_customer_events_kind_at", CustomerEvent.kind, CustomerEvent.at)

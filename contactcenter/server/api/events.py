@@ -9,6 +9,7 @@ from contactcenter.clock import utc
 from contactcenter.complaint_acks import send_due_acks
 from contactcenter.domain import Role
 from contactcenter.events import record_event
+from contactcenter.rules.config import EVENT_KINDS
 from contactcenter.server.api import api
 from contactcenter.server.endpoint import Call
 
@@ -17,9 +18,7 @@ class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     customer_id: int
-    kind: str = Field(description="purchase, installation-completed, repair-dispatched, "
-                                  "repair-overrun, repair-completed, complaint-written, "
-                                  "proposal-written")
+    kind: str = Field(description=", ".join(EVENT_KINDS))
     at: AwareDatetime | None = Field(None, description="when it happened; default now")
     external_id: str | None = Field(None, max_length=128,
                                     description="the sending system's id; a repeat is a no-op")
@@ -35,7 +34,8 @@ async def post_event(call: Call) -> Any:
     async with call.rt.sessions.begin() as session:
         event, plans, created = await record_event(
             session, call.rt.rules, customer_id=b.customer_id, kind=b.kind, at=b.at or now,
-            now=now, external_id=b.external_id, data=b.data, actor_id=call.actor.id)
+            now=now, external_id=b.external_id, data=b.data, actor_id=call.actor.id,
+            templates=call.rt.templates)
         body = {
             "event": {"id": event.id, "customer_id": event.customer_id, "kind": event.kind,
                       "at": event.at.isoformat(), "external_id": event.external_id},
