@@ -38,6 +38,7 @@ from contactcenter.storage.models import (
     Message,
     Queue,
 )
+from contactcenter.timeline import customer_timelines
 
 _IN_PROGRESS = [s.value for s in ContactState if not s.is_final]
 MAX_BATCH = 200
@@ -261,9 +262,9 @@ async def _take_in_batch(rt: Runtime, items: Sequence[Inbound]) -> list[Intake |
                 continue
             plans[i] = _Plan(item, queue, customer, created, conversation, live, new)
         await _write(await session.connection(), plans, at)
-        histories = await customer_histories(
-            session, {p.customer["id"] for p in plans.values() if p.new_contact},
-            limit=HISTORY + 1)
+        popped = {p.customer["id"] for p in plans.values() if p.new_contact}
+        histories = await customer_histories(session, popped, limit=HISTORY + 1)
+        timelines = await customer_timelines(session, popped)
         enqueue, deliveries = [], []
         for i, p in plans.items():
             summary = contact_summary(p.contact, p.queue)
@@ -281,7 +282,8 @@ async def _take_in_batch(rt: Runtime, items: Sequence[Inbound]) -> list[Intake |
                                 "entered_at": p.contact.created_at.timestamp(),
                                 "tier": p.contact.tier,
                                 "owner_ids": p.customer["owners"]},
-                    "pop": {"contact": summary, "customer": card, "history": history},
+                    "pop": {"contact": summary, "customer": card, "history": history,
+                            "timeline": timelines[p.customer["id"]]},
                 })
             elif p.contact.agent_id is not None and p.message is not None:
                 deliveries.append((p.contact.agent_id, {

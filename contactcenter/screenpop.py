@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactcenter.customers import customer_card, customer_history
 from contactcenter.storage.models import Contact, Customer, Queue
+from contactcenter.timeline import customer_timelines
 
 
 def contact_summary(contact: Contact, queue: Queue | None = None) -> dict[str, Any]:
@@ -38,4 +39,6 @@ async def build_screen_pop(
     ]
     card = customer_card(customer)
     card["is_new"] = is_new or card.get("is_new", False)
-    return {"contact": contact_summary(contact, queue), "customer": card, "history": history}
+    timeline = (await customer_timelines(session, [customer.id]))[customer.id]
+    return {"contact": contact_summary(contact, queue), "customer": card, "history": history,
+            "timeline": timeline}

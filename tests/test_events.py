@@ -109,3 +109,43 @@ async def test_a_due_callback_is_offered_to_an_agent_once(
         assert await session.scalar(select(func.count()).select_from(Contact)) == 1
         assert (await session.scalar(select(ScheduledWork.state))) == "done"
     await agent.close()
+
+
+async def test_the_screen_pop_carries_purchases_repairs_and_complaints(
+    node: Node, api: Api
+) -> None:
+    """The offer shows what happened to the customer besides contacts, newest first."""
+    customer_id = await _customer(node)
+    for kind, external, at in (
+        ("purchase", "order-1", "2025-03-01T10:00:00+08:00"),
+        ("purchase", "order-2", "2025-06-01T10:00:00+08:00"),
+        ("repair-dispatched", "rep-9", "2025-09-25T10:00:00+08:00"),
+    ):
+        status, body = await api.call("POST", "/events", json={
+            "customer_id": customer_id, "kind": kind, "external_id": external, "at": at,
+            "data": {"product": "洗衣机 <b>X1</b>"} if kind == "purchase" else {}})
+        assert status == 201, body
+    status, body = await api.call("POST", "/events", json={
+        "customer_id": customer_id, "kind": "complaint-written", "external_id": "letter-4",
+        "data": {"summary": "安装师傅迟到两小时", "channel": "letter"}})
+    assert status == 201, body
+    queue = await add_queue(node, "api-queue", channels=["api"])
+    assert queue
+    agent_id = await add_user(node, "wang")
+    agent = await Agent.connect(node, await login(node, "wang"), agent_id)
+    try:
+        await agent.available()
+        await add_user(node, "zhou", role="supervisor")
+        integration = Api(node, await login(node, "zhou"))
+        await integration.post_contact("+8613800138000", "我的洗衣机又坏了")
+        await integration.close()
+        offer = await agent.expect("offer")
+        timeline = offer["timeline"]
+        assert [p["data"]["product"] for p in timeline["purchases"]] == ["洗衣机 <b>X1</b>"] * 2
+        assert [p["at"][:10] for p in timeline["purchases"]] == ["2025-06-01", "2025-03-01"]
+        assert [r["kind"] for r in timeline["repairs"]] == ["repair-dispatched"]
+        (complaint,) = timeline["complaints"]
+        assert complaint["summary"] == "安装师傅迟到两小时" and complaint["step"] == "verify"
+        assert complaint["archived_at"] is None
+    finally:
+        await agent.close()

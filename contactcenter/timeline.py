@@ -1,0 +1,70 @@
+"""The rest of a customer's story for the screen-pop, beyond their contacts: purchases, repairs
+and other events, complaints with their step, and (from `followups`) callbacks, visits and
+satisfaction scores. Read for a whole batch of customers in a few windowed queries, newest
+first, a few of each, so a screen-pop costs the same whatever a customer's past."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contactcenter.storage.models import Complaint, CustomerEvent
+
+PER_KIND = 5  # of each part of the timeline, newest first; the console fetches more on demand
+
+# The event kinds an agent wants to see, and the part of the timeline each goes to.
+_EVENT_PARTS = {
+    "purchase": "purchases", "installation-completed": "purchases",
+    "repair-dispatched": "repairs", "repair-overrun": "repairs", "repair-completed": "repairs",
+    "paid-service-ordered": "repairs", "paid-service-completed": "repairs",
+}
+PARTS = ("purchases", "repairs", "complaints")
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+async def customer_timelines(
+    session: AsyncSession, customer_ids: Iterable[int], *, limit: int = PER_KIND
+) -> dict[int, dict[str, list[dict[str, Any]]]]:
+    """{customer id: {part: [entries, newest first]}} for every part in `PARTS`."""
+    ids = set(customer_ids)
+    out: dict[int, dict[str, list[dict[str, Any]]]] = {
+        cid: {part: [] for part in PARTS} for cid in ids}
+    if not ids:
+        return out
+    newest = func.row_number().over(
+        partition_by=(CustomerEvent.customer_id, CustomerEvent.kind),
+        order_by=(CustomerEvent.at.desc(), CustomerEvent.id.desc()))
+    events = select(
+        CustomerEvent.customer_id, CustomerEvent.id, CustomerEvent.kind, CustomerEvent.at,
+        CustomerEvent.data, newest.label("rank"),
+    ).where(CustomerEvent.customer_id.in_(ids),
+            CustomerEvent.kind.in_(list(_EVENT_PARTS))).subquery()
+    for row in await session.execute(
+            select(events).where(events.c.rank <= limit).order_by(events.c.at.desc())):
+        part = out[row.customer_id][_EVENT_PARTS[row.kind]]
+        if len(part) < limit:
+            part.append({"id": row.id, "kind": row.kind, "at": _iso(row.at),
+                         "data": row.data or {}})
+    newest = func.row_number().over(
+        partition_by=Complaint.customer_id,
+        order_by=(Complaint.created_at.desc(), Complaint.id.desc()))
+    complaints = select(
+        Complaint.customer_id, Complaint.id, Complaint.channel, Complaint.summary,
+        Complaint.step, Complaint.level, Complaint.owner_user_id, Complaint.deadline_at,
+        Complaint.created_at, Complaint.archived_at, newest.label("rank"),
+    ).where(Complaint.customer_id.in_(ids)).subquery()
+    for row in await session.execute(
+            select(complaints).where(complaints.c.rank <= limit)
+            .order_by(complaints.c.created_at.desc())):
+        out[row.customer_id]["complaints"].append({
+            "id": row.id, "channel": row.channel, "summary": row.summary, "step": row.step,
+            "level": row.level, "owner_id": row.owner_user_id,
+            "deadline_at": _iso(row.deadline_at), "created_at": _iso(row.created_at),
+            "archived_at": _iso(row.archived_at)})
+    return out
