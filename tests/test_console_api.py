@@ -59,7 +59,7 @@ async def held_contact(staff: dict[str, Api], username: str = "li",
 @pytest.fixture
 async def staff(node: Node) -> AsyncIterator[dict[str, Api]]:
     await add_user(node, "boss", role="supervisor", display_name="Zhou Min")
-    await add_user(node, "wu", display_name="Wu Lei")
+    await add_user(node, "wu", display_name="Wu Lei", team="north")
     await add_user(node, "root", role="admin")
     await add_queue(node, "support")
     clients = {name: Api(node, await login(node, name)) for name in ("li", "wu", "boss", "root")}
@@ -98,4 +98,74 @@ async def test_the_agent_holding_a_contact_adds_a_private_note_others_may_not(
              if m["private"]]
     assert notes == [("Customer prefers a call after 6pm.", True, None),
                      ("Checked: refund approved.", True, None)]
+    await agent.close()
+
+
+async def test_admins_keep_canned_responses_and_agents_see_global_and_their_teams(
+    node: Node, staff: dict[str, Api]
+) -> None:
+    root = staff["root"]
+    made = {}
+    thanks = "Thank you, {{ customer.name }}! — {{ agent.name }}"
+    for payload in ({"name": "thanks", "body": thanks},
+                    {"name": "hours", "body": "We are open 9–18."},
+                    {"name": "hours", "team": "north", "body": "North desk: 8–20."}):
+        status, body = await root.call("POST", "/canned", json=payload)
+        assert status == 201, body
+        made[(payload["name"], payload.get("team"))] = body["id"]
+
+    for bad, code in (({"name": "hours", "body": "again"}, 409),
+                      ({"name": "two words", "body": "x"}, 422),
+                      ({"name": "typo", "body": "{{ custmer.name }}"}, 422),
+                      ({"name": "broken", "body": "{{ customer.name "}, 422),
+                      ({"name": "escape", "body": "{{ ''.__class__.__mro__ }}"}, 422)):
+        status, body = await root.call("POST", "/canned", json=bad)
+        assert status == code, (bad, body)
+    status, _ = await staff["li"].call("POST", "/canned", json={"name": "x", "body": "y"})
+    assert status == 403
+    status, _ = await staff["boss"].call("GET", "/canned", params={"all": "true"})
+    assert status == 403
+
+    # li has no team: the global ones; wu (north) gets the north "hours" instead.
+    _, li = await staff["li"].call("GET", "/canned")
+    assert [(c["name"], c["body"]) for c in li["canned"]] == [
+        ("hours", "We are open 9–18."), ("thanks", thanks)]
+    _, wu = await staff["wu"].call("GET", "/canned")
+    assert [(c["name"], c["team"]) for c in wu["canned"]] == [("hours", "north"), ("thanks", None)]
+    _, every = await root.call("GET", "/canned", params={"all": "true"})
+    assert len(every["canned"]) == 3
+
+    status, body = await root.call("PATCH", f"/canned/{made[('hours', None)]}",
+                                   json={"body": "We are open 9–17."})
+    assert status == 200 and body["body"] == "We are open 9–17."
+    status, body = await root.call("PATCH", f"/canned/{made[('hours', None)]}",
+                                   json={"team": "north"})
+    assert status == 409, body
+    status, body = await root.call("DELETE", f"/canned/{made[('hours', 'north')]}")
+    assert status == 200
+    _, wu = await staff["wu"].call("GET", "/canned")
+    assert (wu["canned"][0]["name"], wu["canned"][0]["body"]) == ("hours", "We are open 9–17.")
+    status, _ = await root.call("DELETE", f"/canned/{made[('hours', 'north')]}")
+    assert status == 404
+
+
+async def test_a_canned_response_is_filled_for_a_held_contact_and_customer_text_stays_text(
+    node: Node, staff: dict[str, Api]
+) -> None:
+    # The customer's name looks like a template: it must come out as typed, not be evaluated.
+    agent, contact_id = await held_contact(staff, name="{{ agent.name }} <b>")
+    _, thanks = await staff["root"].call("POST", "/canned", json={
+        "name": "thanks", "body": "Thank you, {{ customer.name }}! — {{ agent.name }}"})
+    status, body = await staff["li"].call("POST", f"/canned/{thanks['id']}/render",
+                                          json={"contact_id": contact_id})
+    assert status == 200, body
+    assert body["text"] == "Thank you, {{ agent.name }} <b>! — Li Na"
+    status, _ = await staff["wu"].call("POST", f"/canned/{thanks['id']}/render",
+                                       json={"contact_id": contact_id})
+    assert status == 403  # wu does not hold the contact
+    _, north = await staff["root"].call("POST", "/canned", json={
+        "name": "north", "team": "north", "body": "hi"})
+    status, _ = await staff["li"].call("POST", f"/canned/{north['id']}/render",
+                                       json={"contact_id": contact_id})
+    assert status == 404  # not offered to li's team
     await agent.close()

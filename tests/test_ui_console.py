@@ -20,7 +20,7 @@ from sqlalchemy import select
 from contactcenter.clock import SystemClock, utc
 from contactcenter.customers import CustomerIn, create_customer
 from contactcenter.storage.db import make_engine, upgrade
-from contactcenter.storage.models import Contact
+from contactcenter.storage.models import CannedResponse, Contact
 
 PUBLIC = "https://cc.example.com"
 OURS = "+14155550199"
@@ -70,6 +70,8 @@ async def seed(node: Node) -> int:
             disposition="resolved", created_at=now - timedelta(days=3),
             closed_at=now - timedelta(days=3, hours=-1),
         ))
+        session.add(CannedResponse(name="thanks", created_at=now, updated_at=now,
+                                   body="Thank you, {{ customer.name }}. {{ agent.name }}"))
     return queue_id
 
 
@@ -141,6 +143,14 @@ async def test_sms_offer_accept_reply_wrap_up_and_the_board_follows(
     await expect(note.locator(".note-label")).to_contain_text("Private note")
     await expect(reply).to_have_value("")
     assert len(fake.posted("/Messages.json")) == 1
+
+    # A canned response by keyboard: "/" and the start of its name, Tab takes it, filled in.
+    await reply.fill("Dear customer, /tha")
+    await expect(workspace.locator(".canned-suggest li").first).to_contain_text("/thanks")
+    await reply.press("Tab")
+    await expect(reply).to_have_value("Dear customer, Thank you, Wang Fang. Li Na")
+    await expect(workspace.locator(".canned-suggest")).to_be_hidden()
+    await reply.fill("")
     await screenshot(agent, "console-en")
     await screenshot(board, "board-en")
 

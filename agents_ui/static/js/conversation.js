@@ -2,6 +2,7 @@
 // actions (end, transfer, wrap-up). Built once per contact and updated in place, so a redraw
 // never loses what the agent is typing.
 import { api } from "./api.js";
+import { CannedPicker } from "./canned.js";
 import { h, replace } from "./dom.js";
 import { dateTime, duration, time } from "./format.js";
 import { t } from "./i18n.js";
@@ -68,16 +69,23 @@ export class Workspace {
     this.textarea = h("textarea", {
       class: "reply", rows: 3, maxlength: 20000, "aria-label": t("reply.label"),
       placeholder: t("reply.placeholder"),
-      oninput: () => this.onInput(),
-      onkeydown: (ev) => { if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); this.submitReply(); } },
+      oninput: () => { this.onInput(); this.canned.onInput(); },
+      onkeydown: (ev) => {
+        if (this.canned.onKeydown(ev)) return;
+        if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); this.submitReply(); }
+      },
     });
     this.textarea.value = this.draft;
     this.counter = h("span", { class: "counter", "aria-live": "polite" });
     this.composerError = h("span", { class: "composer-error", role: "alert" });
+    this.canned = new CannedPicker(this.id, this.textarea, (error) => {
+      this.composerError.textContent = error || "";
+      this.onInput();
+    });
     const form = h("form", { class: "composer", onsubmit: (ev) => { ev.preventDefault(); this.submitReply(); } },
       c.channel === "email" && c.subject ? h("div", { class: "subject-line" }, t("email.re", { subject: c.subject })) : null,
-      this.textarea,
-      h("div", { class: "composer-foot" }, this.counter, this.composerError, h("span", { class: "spacer" }),
+      h("div", { class: "compose-box" }, this.canned.suggest, this.textarea),
+      h("div", { class: "composer-foot" }, this.counter, this.composerError, h("span", { class: "spacer" }), this.canned.select,
         h("button", { class: "add-note", type: "button", title: t("note.hint"), onclick: () => this.submitNote() }, t("note.add")),
         h("button", { class: "primary", type: "submit", title: "Ctrl+Enter" }, t("reply.send"))));
     this.onInput();

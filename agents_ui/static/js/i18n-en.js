@@ -36,6 +36,7 @@ export const EN = {
   "conversation.title": "Conversation", "chat.typing": "The customer is typing…",
   "note.label": "Private note · not sent to the customer", "note.add": "Add as note",
   "note.hint": "Keep this text as a private note on the contact",
+  "canned.pick": "Canned response…",
   "reply.label": "Reply", "reply.placeholder": "Write a reply…", "reply.send": "Send",
   "reply.chars": "{n} characters", "sms.counter": "{chars} characters · {segments} SMS ({encoding})",
   "email.quoted": "Show quoted text", "email.re": "Re: {subject}",

@@ -36,6 +36,7 @@ export const ZH_CN = {
   "conversation.title": "对话", "chat.typing": "客户正在输入…",
   "note.label": "内部备注 · 不会发送给客户", "note.add": "添加为备注",
   "note.hint": "将此内容保存为联系记录的内部备注",
+  "canned.pick": "常用回复…",
   "reply.label": "回复", "reply.placeholder": "输入回复…", "reply.send": "发送",
   "reply.chars": "{n} 个字符", "sms.counter": "{chars} 个字符 · {segments} 条短信({encoding})",
   "email.quoted": "显示引用内容", "email.re": "回复:{subject}",

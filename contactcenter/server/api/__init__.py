@@ -6,6 +6,7 @@ api = Api("/api/v1")
 
 from contactcenter.server.api import (  # noqa: E402, F401  (registration side effects)
     auth,
+    canned,
     contacts,
     customers,
     events,
