@@ -10,6 +10,7 @@ import pytest
 from harness import Agent, Api, Node, add_queue, add_user, login, start_node
 
 from contactcenter.clock import ManualClock
+from contactcenter.storage.models import User
 
 
 @pytest.fixture
@@ -169,3 +170,19 @@ async def test_a_canned_response_is_filled_for_a_held_contact_and_customer_text_
                                        json={"contact_id": contact_id})
     assert status == 404  # not offered to li's team
     await agent.close()
+
+
+async def test_every_user_reads_the_directory_of_active_colleagues_by_name(
+    node: Node, staff: dict[str, Api]
+) -> None:
+    gone = await add_user(node, "gone", display_name="Left Last Year")
+    async with node.rt.sessions.begin() as session:
+        (await session.get(User, gone)).active = False  # type: ignore[union-attr]
+    await add_user(node, "plain")
+    status, body = await staff["li"].call("GET", "/directory")
+    assert status == 200, body
+    named = {u["name"]: (u["role"], u["team"]) for u in body["users"]}
+    assert named == {"Li Na": ("agent", None), "Wu Lei": ("agent", "north"),
+                     "Zhou Min": ("supervisor", None), "root": ("admin", None),
+                     "plain": ("agent", None)}
+    assert set(body["users"][0]) == {"id", "name", "role", "team"}  # no hashes, no settings

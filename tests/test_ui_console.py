@@ -56,13 +56,13 @@ async def seed(node: Node) -> int:
     queue_id = await add_queue(node, "texts", channels=["sms"], offer_timeout_seconds=600,
                                dispositions=["resolved", "follow-up", "complaint"])
     await add_user(node, "li", display_name="Li Na", language="en")
-    await add_user(node, "boss", role="supervisor", display_name="Zhou Min", language="en")
+    boss = await add_user(node, "boss", role="supervisor", display_name="Zhou Min", language="en")
     now = utc(node.rt.clock.now())
     async with node.rt.sessions.begin() as session:
         customer = await create_customer(session, CustomerIn(
             name="Wang Fang", phones=[{"number": WANG, "label": "mobile"}], tier="A",
             emails=["wang.fang@example.com"], tags=["vip", "wholesale"],
-            birthday=date(1986, 4, 12), employer="Hongda Trading",
+            birthday=date(1986, 4, 12), employer="Hongda Trading", owner_ids=[boss],
         ), actor_id=None, now=now)
         session.add(Contact(
             channel="email", state="closed", customer_id=customer.id, queue_id=queue_id,
@@ -111,6 +111,7 @@ async def test_sms_offer_accept_reply_wrap_up_and_the_board_follows(
     await expect(offer).to_be_visible()
     await expect(offer.locator(".customer-name")).to_have_text("Wang Fang")
     await expect(offer.locator(".tier")).to_have_text("A")
+    await expect(offer.locator(".customer-card .owner")).to_have_text("Zhou Min")
     await expect(offer.locator(".preview")).to_have_text("Where is my parcel? Order 7731.")
     await expect(offer.locator(".timeline")).to_contain_text(
         "Could you send the October invoice again?")

@@ -5,6 +5,7 @@ import { api } from "./api.js";
 let queues = null;
 let agents = null;
 let canned = null;
+let directory = null; // id → { id, name, role, team }
 
 export async function loadQueues(force = false) {
   if (!queues || force) queues = (await api.get("/queues")).queues;
@@ -23,4 +24,12 @@ export async function loadCanned(force = false) {
   return canned;
 }
 
-export function forgetDirectory() { queues = null; agents = null; canned = null; }
+// Colleagues by id, for everyone (owners on a customer card, the board's agent names).
+export async function loadDirectory(force = false) {
+  if (!directory || force) directory = new Map((await api.get("/directory")).users.map((u) => [u.id, u]));
+  return directory;
+}
+
+export function userName(id) { return directory?.get(id)?.name ?? null; }
+
+export function forgetDirectory() { queues = null; agents = null; canned = null; directory = null; }

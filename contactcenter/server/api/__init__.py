@@ -9,6 +9,7 @@ from contactcenter.server.api import (  # noqa: E402, F401  (registration side e
     canned,
     contacts,
     customers,
+    directory,
     events,
     notes,
     queues,
