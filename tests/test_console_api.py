@@ -186,3 +186,36 @@ async def test_every_user_reads_the_directory_of_active_colleagues_by_name(
                      "Zhou Min": ("supervisor", None), "root": ("admin", None),
                      "plain": ("agent", None)}
     assert set(body["users"][0]) == {"id", "name", "role", "team"}  # no hashes, no settings
+
+
+async def test_a_supervisor_reassigns_a_customers_owner_and_the_audit_keeps_it(
+    node: Node, staff: dict[str, Api]
+) -> None:
+    _, me = await staff["li"].call("GET", "/me")
+    _, wu = await staff["wu"].call("GET", "/me")
+    status, created = await staff["boss"].call("POST", "/customers", json={
+        "name": "Wang Fang", "owner_ids": [me["id"]]})
+    assert status == 201, created
+    cid = created["id"]
+    status, edited = await staff["boss"].call("PATCH", f"/customers/{cid}",
+                                              json={"owner_ids": [wu["id"]]})
+    assert status == 200 and edited["owners"] == [wu["id"]], edited
+    _, trail = await staff["boss"].call("GET", f"/customers/{cid}/audit")
+    change = trail["audit"][0]
+    assert change["before"]["owners"] == [me["id"]] and change["after"]["owners"] == [wu["id"]]
+    status, body = await staff["boss"].call("PATCH", f"/customers/{cid}",
+                                            json={"owner_ids": [987654]})
+    assert status == 422, body
+
+
+async def test_a_supervisor_reads_a_live_contact_an_agent_does_not_hold(
+    node: Node, staff: dict[str, Api]
+) -> None:
+    agent, contact_id = await held_contact(staff)
+    _, live = await staff["boss"].call("GET", "/contacts", params={"state": "active"})
+    assert [c["id"] for c in live["contacts"]] == [contact_id]
+    status, body = await staff["boss"].call("GET", f"/contacts/{contact_id}")
+    assert status == 200 and body["messages"][0]["body"] == "where is my parcel?"
+    status, _ = await staff["wu"].call("GET", f"/contacts/{contact_id}")
+    assert status == 403
+    await agent.close()

@@ -268,3 +268,46 @@ async def test_an_agent_finds_and_edits_a_customer_and_sees_the_change_in_the_au
     customers = (await api.call("GET", "/customers?q=Wang"))[1]["customers"]
     assert customers[0]["employer"] == "Hongda Trading (Shenzhen)"
     await api.close()
+
+
+async def test_a_supervisor_watches_a_live_sms_read_only_and_reassigns_the_owner(
+    node: Node, browser: Browser
+) -> None:
+    await seed(node)
+    agent = await new_page(browser, node.url)
+    await log_in(agent, "li", PASSWORD)
+    await go_available(agent)
+    await sms(node, "Can I change the delivery address?")
+    await agent.locator(".offer button.accept").click()
+    workspace = agent.locator(".workspace")
+    await expect(workspace.locator(".msg.in")).to_have_count(1)
+
+    board = await new_page(browser, node.url)
+    await log_in(board, "boss", PASSWORD)
+    row = board.locator(".live-contacts tr").first
+    await expect(row).to_contain_text("Li Na")
+    await expect(row).to_contain_text(WANG)
+    await row.locator("button.watch").click()
+    panel = board.locator(".watch-panel")
+    await expect(panel.locator(".msg.in .body")).to_have_text("Can I change the delivery address?")
+    await expect(panel.locator("textarea")).to_have_count(0)  # watching never speaks
+
+    await workspace.locator("textarea.reply").fill("Yes — send me the new one.")
+    await workspace.locator("textarea.reply").press("Control+Enter")
+    await expect(panel.locator(".msg.out .body")).to_have_text("Yes — send me the new one.")
+    await panel.locator("button.close-watch").click()
+    await expect(panel).to_be_hidden()
+
+    # The owner moves from the supervisor to Li Na; the audit shows who did it.
+    await board.click("#nav a[href='#customers']")
+    await board.fill(".customers input[name=q]", "Wang")
+    await board.press(".customers input[name=q]", "Enter")
+    await board.click(".results button:has-text('Wang Fang')")
+    detail = board.locator(".customer-detail")
+    await expect(detail.locator(".customer-card .owner")).to_have_text("you")
+    await detail.locator(".owner-form select").select_option(label="Li Na")
+    await detail.locator(".owner-form button[type=submit]").click()
+    await expect(detail.locator(".customer-card .owner")).to_have_text("Li Na")
+    latest = detail.locator(".audit > ol > li").first
+    await expect(latest).to_contain_text("boss")
+    await expect(latest.locator(".diff")).to_contain_text("owners")

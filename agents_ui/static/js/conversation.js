@@ -25,7 +25,7 @@ function messageText(contact, message) {
   return h("div", { class: "body" }, message.body);
 }
 
-function messageItem(contact, message) {
+export function messageItem(contact, message) {
   const mine = message.direction === "outbound";
   const status = mine && message.status ? t(`delivery.${message.status}`) : "";
   return h("li", { class: `msg ${mine ? "out" : "in"}${message.private ? " private" : ""}`, dataset: { messageId: message.id } },
