@@ -10,6 +10,7 @@ import pytest
 from harness import Agent, Api, Node, add_queue, add_user, login, start_node
 
 from contactcenter.clock import ManualClock
+from contactcenter.contacts import AttachmentIn, Inbound, take_in
 from contactcenter.storage.models import User
 
 
@@ -43,11 +44,16 @@ async def test_a_bad_preference_is_refused_and_nothing_changes(node: Node, paylo
     await api.close()
 
 
-async def held_contact(staff: dict[str, Api], username: str = "li",
-                       **contact: object) -> tuple[Agent, int]:
-    """A contact posted by the supervisor, offered to and accepted by `username`."""
+async def held_contact(staff: dict[str, Api], username: str = "li", *,
+                       inbound: Inbound | None = None, **contact: object) -> tuple[Agent, int]:
+    """A contact (posted by the supervisor, or taken in from `inbound` as a channel would),
+    offered to and accepted by `username`."""
     node = staff["boss"].node
-    posted = await staff["boss"].post_contact("+8613800138000", "where is my parcel?", **contact)
+    if inbound is None:
+        posted = await staff["boss"].post_contact("+8613800138000", "where is my parcel?",
+                                                  **contact)
+    else:
+        posted = (await take_in(node.rt, inbound)).contact
     _, me = await staff[username].call("GET", "/me")
     agent = await Agent.connect(node, await login(node, username), me["id"])
     await agent.available()
@@ -218,4 +224,54 @@ async def test_a_supervisor_reads_a_live_contact_an_agent_does_not_hold(
     assert status == 200 and body["messages"][0]["body"] == "where is my parcel?"
     status, _ = await staff["wu"].call("GET", f"/contacts/{contact_id}")
     assert status == 403
+    await agent.close()
+
+
+EVIL_HTML = b"<script>alert(document.cookie)</script>"
+
+
+async def test_email_attachments_download_only_as_files_and_only_to_who_may_see_them(
+    node: Node, staff: dict[str, Api]
+) -> None:
+    agent, contact_id = await held_contact(staff, inbound=Inbound(
+        channel="email", address="wang.fang@example.com", subject="Invoice", body="attached",
+        attachments=[AttachmentIn("发票 10月.pdf", "application/pdf", b"%PDF-1.4 invoice"),
+                     AttachmentIn("page.html", "text/html; charset=utf-8", EVIL_HTML),
+                     AttachmentIn('../../etc/"x".svg', "image/svg+xml", b"<svg onload=1/>")]))
+    status, body = await staff["li"].call("GET", f"/contacts/{contact_id}/attachments")
+    assert status == 200, body
+    listed = body["attachments"]
+    assert [(a["filename"], a["content_type"], a["size"]) for a in listed] == [
+        ("发票 10月.pdf", "application/pdf", 16),
+        ("page.html", "text/html; charset=utf-8", len(EVIL_HTML)),
+        ('../../etc/"x".svg', "image/svg+xml", 15)]
+
+    async def fetch(who: str, attachment_id: int) -> tuple[int, dict[str, str], bytes]:
+        api = staff[who]
+        async with api.http.get(f"{node.url}/api/v1/attachments/{attachment_id}",
+                                headers={"Authorization": f"Bearer {api.token}"}) as r:
+            return r.status, dict(r.headers), await r.read()
+
+    pdf, html, svg = (a["id"] for a in listed)
+    status, headers, content = await fetch("li", pdf)
+    assert status == 200 and content == b"%PDF-1.4 invoice"
+    assert headers["Content-Type"] == "application/pdf"
+    assert headers["Content-Disposition"] == (
+        "attachment; filename=\"__ 10_.pdf\"; "
+        "filename*=UTF-8''%E5%8F%91%E7%A5%A8%2010%E6%9C%88.pdf")
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    status, headers, content = await fetch("li", html)  # never rendered as a page of ours
+    assert status == 200 and content == EVIL_HTML
+    assert headers["Content-Type"] == "application/octet-stream"
+    assert headers["Content-Disposition"].startswith('attachment; filename="page.html"')
+    status, headers, _ = await fetch("boss", svg)
+    assert status == 200 and headers["Content-Type"] == "application/octet-stream"
+    assert headers["Content-Disposition"].startswith('attachment; filename="_.._etc__x_.svg"')
+
+    status, _, _ = await fetch("wu", pdf)  # not wu's contact
+    assert status == 403
+    status, body = await staff["wu"].call("GET", f"/contacts/{contact_id}/attachments")
+    assert status == 403
+    status, _, _ = await fetch("li", 987654)
+    assert status == 404
     await agent.close()

@@ -18,6 +18,7 @@ from playwright.async_api import Browser, Dialog, Locator, Page, expect
 from sqlalchemy import select
 
 from contactcenter.clock import SystemClock, utc
+from contactcenter.contacts import AttachmentIn, Inbound, take_in
 from contactcenter.customers import CustomerIn, create_customer
 from contactcenter.storage.db import make_engine, upgrade
 from contactcenter.storage.models import CannedResponse, Contact
@@ -311,3 +312,28 @@ async def test_a_supervisor_watches_a_live_sms_read_only_and_reassigns_the_owner
     latest = detail.locator(".audit > ol > li").first
     await expect(latest).to_contain_text("boss")
     await expect(latest.locator(".diff")).to_contain_text("owners")
+
+
+async def test_an_email_lists_its_attachments_and_each_downloads_as_a_file(
+    node: Node, browser: Browser
+) -> None:
+    await seed(node)
+    await add_queue(node, "mail", channels=["email"], offer_timeout_seconds=600)
+    agent = await new_page(browser, node.url)
+    await log_in(agent, "li", PASSWORD)
+    await go_available(agent)
+    html = b"<script>alert(1)</script>"
+    await take_in(node.rt, Inbound(
+        channel="email", address="wang.fang@example.com", subject="Invoice", body="Attached.",
+        attachments=[AttachmentIn("invoice.pdf", "application/pdf", b"%PDF-1.4 x"),
+                     AttachmentIn("page.html", "text/html", html)]))
+    await agent.locator(".offer button.accept").click()
+    files = agent.locator(".workspace .msg.in .attachments button.attachment")
+    await expect(files).to_have_text(["invoice.pdf", "page.html"])
+    async with agent.expect_download() as info:
+        await files.nth(1).click()
+    download = await info.value
+    assert download.suggested_filename == "page.html"
+    path = await download.path()
+    assert path is not None and path.read_bytes() == html
+    assert await agent.locator("script:has-text('alert(1)')").count() == 0

@@ -2,6 +2,7 @@
 // actions (end, transfer, wrap-up). Built once per contact and updated in place, so a redraw
 // never loses what the agent is typing.
 import { api } from "./api.js";
+import { attachmentList, listAttachments } from "./attachments.js";
 import { CannedPicker } from "./canned.js";
 import { h, replace } from "./dom.js";
 import { dateTime, duration, time } from "./format.js";
@@ -161,6 +162,7 @@ export class Workspace {
       if (existing) existing.replaceWith(item);
       else this.thread.append(item);
     }
+    if (c.channel === "email") this.showAttachments(entry);
     this.thread.scrollTop = this.thread.scrollHeight;
     if (this.callState) {
       this.callState.textContent = c.state === "active" ? t("voice.in-call") : t("voice.ended");
@@ -173,6 +175,21 @@ export class Workspace {
     if (!this.sideBuilt) {
       replace(this.side, customerCard(entry.customer), timeline(entry.history));
       this.sideBuilt = true;
+    }
+  }
+
+  // Listed again only when an inbound mail arrives that was not asked about yet.
+  async showAttachments(entry) {
+    const inbound = [...entry.messages.values()].filter((m) => m.direction === "inbound").map((m) => m.id);
+    const newest = Math.max(0, ...inbound);
+    if (newest > (this.attachmentsFor ?? 0)) {
+      this.attachmentsFor = newest;
+      try { this.attachments = await listAttachments(this.id); } catch { return; }
+    }
+    for (const a of this.attachments || []) {
+      const item = this.thread.querySelector(`[data-message-id="${a.message_id}"]`);
+      if (!item || item.querySelector(".attachments")) continue;
+      item.append(attachmentList(this.attachments.filter((b) => b.message_id === a.message_id)));
     }
   }
 

@@ -40,6 +40,7 @@ export const EN = {
   "watch.title": "Live conversations", "watch.open": "Watch", "watch.close": "Stop watching",
   "watch.none": "No chat or SMS is being worked now.", "watch.read-only": "read-only",
   "owner.reassign": "Reassign owner", "owner.set": "Make owner", "owner.none": "No owner",
+  "attachment.download": "Download", "size.bytes": "{n} B", "size.kb": "{n} KB", "size.mb": "{n} MB",
   "reply.label": "Reply", "reply.placeholder": "Write a reply…", "reply.send": "Send",
   "reply.chars": "{n} characters", "sms.counter": "{chars} characters · {segments} SMS ({encoding})",
   "email.quoted": "Show quoted text", "email.re": "Re: {subject}",

@@ -40,6 +40,7 @@ export const ZH_CN = {
   "watch.title": "进行中的会话", "watch.open": "旁听", "watch.close": "停止旁听",
   "watch.none": "当前没有进行中的在线聊天或短信。", "watch.read-only": "只读",
   "owner.reassign": "更换负责人", "owner.set": "设为负责人", "owner.none": "无负责人",
+  "attachment.download": "下载", "size.bytes": "{n} 字节", "size.kb": "{n} KB", "size.mb": "{n} MB",
   "reply.label": "回复", "reply.placeholder": "输入回复…", "reply.send": "发送",
   "reply.chars": "{n} 个字符", "sms.counter": "{chars} 个字符 · {segments} 条短信({encoding})",
   "email.quoted": "显示引用内容", "email.re": "回复:{subject}",

@@ -5,6 +5,7 @@ from contactcenter.server.endpoint import Api
 api = Api("/api/v1")
 
 from contactcenter.server.api import (  # noqa: E402, F401  (registration side effects)
+    attachments,
     auth,
     canned,
     contacts,
