@@ -89,6 +89,15 @@ async def go_available(page: Page) -> None:
     await expect(page.locator(".empty")).to_contain_text("You are available")
 
 
+async def open_customer(page: Page, query: str, name: str) -> Locator:
+    """Search from the Customers tab and open the one named; its detail panel."""
+    await page.click("#nav a[href='#customers']")
+    await page.fill(".customers input[name=q]", query)
+    await page.press(".customers input[name=q]", "Enter")
+    await page.click(f".results button:has-text('{name}')")
+    return page.locator(".customer-detail")
+
+
 def tile_value(board: Page, queue: str, stat: str) -> Locator:
     return board.locator(f'.tile[data-queue="{queue}"] .stat-{stat} .value')
 
@@ -248,11 +257,7 @@ async def test_an_agent_finds_and_edits_a_customer_and_sees_the_change_in_the_au
     await seed(node)
     agent = await new_page(browser, node.url)
     await log_in(agent, "li", PASSWORD)
-    await agent.click("#nav a[href='#customers']")
-    await agent.fill(".customers input[name=q]", "Wang")
-    await agent.press(".customers input[name=q]", "Enter")
-    await agent.click(".results button:has-text('Wang Fang')")
-    detail = agent.locator(".customer-detail")
+    detail = await open_customer(agent, "Wang", "Wang Fang")
     await expect(detail.locator(".customer-name")).to_have_text("Wang Fang")
     await expect(detail.locator(".timeline")).to_contain_text("Invoice for October")
     await expect(detail.locator(".audit")).to_contain_text("created")
@@ -300,11 +305,7 @@ async def test_a_supervisor_watches_a_live_sms_read_only_and_reassigns_the_owner
     await expect(panel).to_be_hidden()
 
     # The owner moves from the supervisor to Li Na; the audit shows who did it.
-    await board.click("#nav a[href='#customers']")
-    await board.fill(".customers input[name=q]", "Wang")
-    await board.press(".customers input[name=q]", "Enter")
-    await board.click(".results button:has-text('Wang Fang')")
-    detail = board.locator(".customer-detail")
+    detail = await open_customer(board, "Wang", "Wang Fang")
     await expect(detail.locator(".customer-card .owner")).to_have_text("you")
     await detail.locator(".owner-form select").select_option(label="Li Na")
     await detail.locator(".owner-form button[type=submit]").click()
