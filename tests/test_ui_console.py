@@ -18,9 +18,10 @@ from playwright.async_api import Browser, Dialog, Locator, Page, expect
 from sqlalchemy import select
 
 from contactcenter.clock import SystemClock, utc
+from contactcenter.contacts import AttachmentIn, Inbound, take_in
 from contactcenter.customers import CustomerIn, create_customer
 from contactcenter.storage.db import make_engine, upgrade
-from contactcenter.storage.models import Contact
+from contactcenter.storage.models import CannedResponse, Contact
 
 PUBLIC = "https://cc.example.com"
 OURS = "+14155550199"
@@ -56,13 +57,13 @@ async def seed(node: Node) -> int:
     queue_id = await add_queue(node, "texts", channels=["sms"], offer_timeout_seconds=600,
                                dispositions=["resolved", "follow-up", "complaint"])
     await add_user(node, "li", display_name="Li Na", language="en")
-    await add_user(node, "boss", role="supervisor", display_name="Zhou Min", language="en")
+    boss = await add_user(node, "boss", role="supervisor", display_name="Zhou Min", language="en")
     now = utc(node.rt.clock.now())
     async with node.rt.sessions.begin() as session:
         customer = await create_customer(session, CustomerIn(
             name="Wang Fang", phones=[{"number": WANG, "label": "mobile"}], tier="A",
             emails=["wang.fang@example.com"], tags=["vip", "wholesale"],
-            birthday=date(1986, 4, 12), employer="Hongda Trading",
+            birthday=date(1986, 4, 12), employer="Hongda Trading", owner_ids=[boss],
         ), actor_id=None, now=now)
         session.add(Contact(
             channel="email", state="closed", customer_id=customer.id, queue_id=queue_id,
@@ -70,6 +71,8 @@ async def seed(node: Node) -> int:
             disposition="resolved", created_at=now - timedelta(days=3),
             closed_at=now - timedelta(days=3, hours=-1),
         ))
+        session.add(CannedResponse(name="thanks", created_at=now, updated_at=now,
+                                   body="Thank you, {{ customer.name }}. {{ agent.name }}"))
     return queue_id
 
 
@@ -84,6 +87,15 @@ async def go_available(page: Page) -> None:
     await expect(page.locator("#conn")).to_have_class(re.compile(r"\bonline\b"))
     await page.select_option("#status", "available")
     await expect(page.locator(".empty")).to_contain_text("You are available")
+
+
+async def open_customer(page: Page, query: str, name: str) -> Locator:
+    """Search from the Customers tab and open the one named; its detail panel."""
+    await page.click("#nav a[href='#customers']")
+    await page.fill(".customers input[name=q]", query)
+    await page.press(".customers input[name=q]", "Enter")
+    await page.click(f".results button:has-text('{name}')")
+    return page.locator(".customer-detail")
 
 
 def tile_value(board: Page, queue: str, stat: str) -> Locator:
@@ -109,6 +121,7 @@ async def test_sms_offer_accept_reply_wrap_up_and_the_board_follows(
     await expect(offer).to_be_visible()
     await expect(offer.locator(".customer-name")).to_have_text("Wang Fang")
     await expect(offer.locator(".tier")).to_have_text("A")
+    await expect(offer.locator(".customer-card .owner")).to_have_text("Zhou Min")
     await expect(offer.locator(".preview")).to_have_text("Where is my parcel? Order 7731.")
     await expect(offer.locator(".timeline")).to_contain_text(
         "Could you send the October invoice again?")
@@ -141,6 +154,14 @@ async def test_sms_offer_accept_reply_wrap_up_and_the_board_follows(
     await expect(note.locator(".note-label")).to_contain_text("Private note")
     await expect(reply).to_have_value("")
     assert len(fake.posted("/Messages.json")) == 1
+
+    # A canned response by keyboard: "/" and the start of its name, Tab takes it, filled in.
+    await reply.fill("Dear customer, /tha")
+    await expect(workspace.locator(".canned-suggest li").first).to_contain_text("/thanks")
+    await reply.press("Tab")
+    await expect(reply).to_have_value("Dear customer, Thank you, Wang Fang. Li Na")
+    await expect(workspace.locator(".canned-suggest")).to_be_hidden()
+    await reply.fill("")
     await screenshot(agent, "console-en")
     await screenshot(board, "board-en")
 
@@ -236,11 +257,7 @@ async def test_an_agent_finds_and_edits_a_customer_and_sees_the_change_in_the_au
     await seed(node)
     agent = await new_page(browser, node.url)
     await log_in(agent, "li", PASSWORD)
-    await agent.click("#nav a[href='#customers']")
-    await agent.fill(".customers input[name=q]", "Wang")
-    await agent.press(".customers input[name=q]", "Enter")
-    await agent.click(".results button:has-text('Wang Fang')")
-    detail = agent.locator(".customer-detail")
+    detail = await open_customer(agent, "Wang", "Wang Fang")
     await expect(detail.locator(".customer-name")).to_have_text("Wang Fang")
     await expect(detail.locator(".timeline")).to_contain_text("Invoice for October")
     await expect(detail.locator(".audit")).to_contain_text("created")
@@ -257,3 +274,67 @@ async def test_an_agent_finds_and_edits_a_customer_and_sees_the_change_in_the_au
     customers = (await api.call("GET", "/customers?q=Wang"))[1]["customers"]
     assert customers[0]["employer"] == "Hongda Trading (Shenzhen)"
     await api.close()
+
+
+async def test_a_supervisor_watches_a_live_sms_read_only_and_reassigns_the_owner(
+    node: Node, browser: Browser
+) -> None:
+    await seed(node)
+    agent = await new_page(browser, node.url)
+    await log_in(agent, "li", PASSWORD)
+    await go_available(agent)
+    await sms(node, "Can I change the delivery address?")
+    await agent.locator(".offer button.accept").click()
+    workspace = agent.locator(".workspace")
+    await expect(workspace.locator(".msg.in")).to_have_count(1)
+
+    board = await new_page(browser, node.url)
+    await log_in(board, "boss", PASSWORD)
+    row = board.locator(".live-contacts tr").first
+    await expect(row).to_contain_text("Li Na")
+    await expect(row).to_contain_text(WANG)
+    await row.locator("button.watch").click()
+    panel = board.locator(".watch-panel")
+    await expect(panel.locator(".msg.in .body")).to_have_text("Can I change the delivery address?")
+    await expect(panel.locator("textarea")).to_have_count(0)  # watching never speaks
+
+    await workspace.locator("textarea.reply").fill("Yes — send me the new one.")
+    await workspace.locator("textarea.reply").press("Control+Enter")
+    await expect(panel.locator(".msg.out .body")).to_have_text("Yes — send me the new one.")
+    await panel.locator("button.close-watch").click()
+    await expect(panel).to_be_hidden()
+
+    # The owner moves from the supervisor to Li Na; the audit shows who did it.
+    detail = await open_customer(board, "Wang", "Wang Fang")
+    await expect(detail.locator(".customer-card .owner")).to_have_text("you")
+    await detail.locator(".owner-form select").select_option(label="Li Na")
+    await detail.locator(".owner-form button[type=submit]").click()
+    await expect(detail.locator(".customer-card .owner")).to_have_text("Li Na")
+    latest = detail.locator(".audit > ol > li").first
+    await expect(latest).to_contain_text("boss")
+    await expect(latest.locator(".diff")).to_contain_text("owners")
+
+
+async def test_an_email_lists_its_attachments_and_each_downloads_as_a_file(
+    node: Node, browser: Browser
+) -> None:
+    await seed(node)
+    await add_queue(node, "mail", channels=["email"], offer_timeout_seconds=600)
+    agent = await new_page(browser, node.url)
+    await log_in(agent, "li", PASSWORD)
+    await go_available(agent)
+    html = b"<script>alert(1)</script>"
+    await take_in(node.rt, Inbound(
+        channel="email", address="wang.fang@example.com", subject="Invoice", body="Attached.",
+        attachments=[AttachmentIn("invoice.pdf", "application/pdf", b"%PDF-1.4 x"),
+                     AttachmentIn("page.html", "text/html", html)]))
+    await agent.locator(".offer button.accept").click()
+    files = agent.locator(".workspace .msg.in .attachments button.attachment")
+    await expect(files).to_have_text(["invoice.pdf", "page.html"])
+    async with agent.expect_download() as info:
+        await files.nth(1).click()
+    download = await info.value
+    assert download.suggested_filename == "page.html"
+    path = await download.path()
+    assert path is not None and path.read_bytes() == html
+    assert await agent.locator("script:has-text('alert(1)')").count() == 0

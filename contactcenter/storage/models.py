@@ -483,3 +483,21 @@ class SegmentEvent(Base):
 
 # The repair-overrun check reads recent dispatches of every customer by kind and time.
 Index("ix_customer_events_kind_at", CustomerEvent.kind, CustomerEvent.at)
+
+# -- Agent console: canned responses ------------------------------------------------------------
+
+
+class CannedResponse(Base):
+    """A reply an agent inserts by name. `team` None: offered to everyone; else to that team,
+    whose own text wins over a global one of the same name. The body is a sandboxed Jinja2
+    template (variables such as {{ customer.name }}, {{ agent.name }})."""
+
+    __tablename__ = "canned_responses"
+    __table_args__ = (UniqueConstraint("team", "name", name="uq_canned_responses_team_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    team: Mapped[str | None] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -8,6 +8,7 @@ import { t } from "./i18n.js";
 import { boardSections } from "./panels.js";
 import { ReconnectingSocket } from "./socket.js";
 import { store } from "./store.js";
+import { LiveContacts } from "./watch.js";
 
 const HOUR = 3600;
 const MIN_SPAN = 300; // a fresh board shows its first minutes across the chart, not as a sliver
@@ -27,11 +28,12 @@ export class BoardView {
     this.charts = h("div", { class: "charts" });
     this.agents = h("section", { class: "agents-panel" });
     this.extra = h("div", { class: "board-extra" });
+    this.live = new LiveContacts();
     this.conn = h("span", { class: "conn" });
     this.settings = h("label", { class: "target-setting" });
     this.root = h("div", { class: "board" },
       h("div", { class: "board-bar" }, h("h2", {}, t("board.title")), this.conn, h("span", { class: "spacer" }), this.settings),
-      this.alerts, this.tiles, this.charts, this.agents, this.extra);
+      this.alerts, this.tiles, this.charts, this.agents, this.live.root, this.extra);
     this.socket = new ReconnectingSocket("/supervisor/ws", {
       onFrame: (frame) => this.onStats(frame),
       onState: (state) => { this.connState = state; this.renderConn(); },
@@ -40,7 +42,7 @@ export class BoardView {
   }
 
   start() { this.socket.open(); }
-  stop() { this.socket.close(); }
+  stop() { this.socket.close(); this.live.close(); }
 
   renderConn() {
     this.conn.className = `conn ${this.connState}`;
@@ -68,6 +70,7 @@ export class BoardView {
       this.history.set(q.id, points);
     }
     this.render();
+    this.live.refresh(frame);
   }
 
   relabel() {

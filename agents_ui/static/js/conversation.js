@@ -2,6 +2,8 @@
 // actions (end, transfer, wrap-up). Built once per contact and updated in place, so a redraw
 // never loses what the agent is typing.
 import { api } from "./api.js";
+import { attachmentList, listAttachments } from "./attachments.js";
+import { CannedPicker } from "./canned.js";
 import { h, replace } from "./dom.js";
 import { dateTime, duration, time } from "./format.js";
 import { t } from "./i18n.js";
@@ -24,7 +26,7 @@ function messageText(contact, message) {
   return h("div", { class: "body" }, message.body);
 }
 
-function messageItem(contact, message) {
+export function messageItem(contact, message) {
   const mine = message.direction === "outbound";
   const status = mine && message.status ? t(`delivery.${message.status}`) : "";
   return h("li", { class: `msg ${mine ? "out" : "in"}${message.private ? " private" : ""}`, dataset: { messageId: message.id } },
@@ -68,16 +70,23 @@ export class Workspace {
     this.textarea = h("textarea", {
       class: "reply", rows: 3, maxlength: 20000, "aria-label": t("reply.label"),
       placeholder: t("reply.placeholder"),
-      oninput: () => this.onInput(),
-      onkeydown: (ev) => { if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); this.submitReply(); } },
+      oninput: () => { this.onInput(); this.canned.onInput(); },
+      onkeydown: (ev) => {
+        if (this.canned.onKeydown(ev)) return;
+        if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); this.submitReply(); }
+      },
     });
     this.textarea.value = this.draft;
     this.counter = h("span", { class: "counter", "aria-live": "polite" });
     this.composerError = h("span", { class: "composer-error", role: "alert" });
+    this.canned = new CannedPicker(this.id, this.textarea, (error) => {
+      this.composerError.textContent = error || "";
+      this.onInput();
+    });
     const form = h("form", { class: "composer", onsubmit: (ev) => { ev.preventDefault(); this.submitReply(); } },
       c.channel === "email" && c.subject ? h("div", { class: "subject-line" }, t("email.re", { subject: c.subject })) : null,
-      this.textarea,
-      h("div", { class: "composer-foot" }, this.counter, this.composerError, h("span", { class: "spacer" }),
+      h("div", { class: "compose-box" }, this.canned.suggest, this.textarea),
+      h("div", { class: "composer-foot" }, this.counter, this.composerError, h("span", { class: "spacer" }), this.canned.select,
         h("button", { class: "add-note", type: "button", title: t("note.hint"), onclick: () => this.submitNote() }, t("note.add")),
         h("button", { class: "primary", type: "submit", title: "Ctrl+Enter" }, t("reply.send"))));
     this.onInput();
@@ -153,6 +162,7 @@ export class Workspace {
       if (existing) existing.replaceWith(item);
       else this.thread.append(item);
     }
+    if (c.channel === "email") this.showAttachments(entry);
     this.thread.scrollTop = this.thread.scrollHeight;
     if (this.callState) {
       this.callState.textContent = c.state === "active" ? t("voice.in-call") : t("voice.ended");
@@ -165,6 +175,21 @@ export class Workspace {
     if (!this.sideBuilt) {
       replace(this.side, customerCard(entry.customer), timeline(entry.history));
       this.sideBuilt = true;
+    }
+  }
+
+  // Listed again only when an inbound mail arrives that was not asked about yet.
+  async showAttachments(entry) {
+    const inbound = [...entry.messages.values()].filter((m) => m.direction === "inbound").map((m) => m.id);
+    const newest = Math.max(0, ...inbound);
+    if (newest > (this.attachmentsFor ?? 0)) {
+      this.attachmentsFor = newest;
+      try { this.attachments = await listAttachments(this.id); } catch { return; }
+    }
+    for (const a of this.attachments || []) {
+      const item = this.thread.querySelector(`[data-message-id="${a.message_id}"]`);
+      if (!item || item.querySelector(".attachments")) continue;
+      item.append(attachmentList(this.attachments.filter((b) => b.message_id === a.message_id)));
     }
   }
 

@@ -4,7 +4,9 @@ import { api } from "./api.js";
 import { h, replace } from "./dom.js";
 import { dateTime } from "./format.js";
 import { t } from "./i18n.js";
+import { loadDirectory } from "./queues.js";
 import { customerCard, timeline } from "./screenpop.js";
+import { store } from "./store.js";
 
 // The fields an agent edits here; tiers stay with grading and supervisors.
 const EDITABLE = [["name", "text"], ["honorific", "text"], ["employer", "text"], ["position", "text"],
@@ -44,8 +46,28 @@ export class CustomersView {
 
   async open(id) {
     this.current = id;
-    const [data, audit] = await Promise.all([api.get(`/customers/${id}`), api.get(`/customers/${id}/audit`)]);
+    const [data, audit] = await Promise.all([api.get(`/customers/${id}`), api.get(`/customers/${id}/audit`), loadDirectory()]);
     this.render(data.customer, data.history, audit.audit);
+  }
+
+  isSupervisor() { return store.me?.role === "supervisor" || store.me?.role === "admin"; }
+
+  // Supervisors hand a customer to another agent; the server audits the change like any edit.
+  ownerForm(customer) {
+    const select = h("select", { name: "owner", "aria-label": t("owner.reassign") },
+      h("option", { value: "" }, t("owner.none")));
+    loadDirectory().then((users) => {
+      for (const u of users.values()) if (u.role !== "admin") select.append(h("option", { value: u.id }, u.name));
+      select.value = customer.owners?.[0] ?? "";
+    }).catch(() => {});
+    const error = h("span", { class: "error", role: "alert" });
+    return h("form", { class: "owner-form", onsubmit: async (ev) => {
+      ev.preventDefault();
+      try {
+        await api.patch(`/customers/${customer.id}`, { owner_ids: select.value ? [Number(select.value)] : [] });
+        await this.open(customer.id);
+      } catch (e) { error.textContent = e.message; }
+    } }, h("span", {}, t("owner.reassign")), select, h("button", { type: "submit" }, t("owner.set")), error);
   }
 
   render(customer, history, audit) {
@@ -73,6 +95,7 @@ export class CustomersView {
     const error = h("p", { class: "error", role: "alert" });
     replace(this.detail,
       customerCard(customer),
+      this.isSupervisor() ? this.ownerForm(customer) : null,
       h("details", { class: "edit-box" }, h("summary", {}, t("customers.edit")), form, error),
       timeline(history),
       h("section", { class: "audit" }, h("h3", {}, t("customers.audit")),

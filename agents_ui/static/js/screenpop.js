@@ -3,6 +3,7 @@ import { h } from "./dom.js";
 import { calendarDate, dateTime } from "./format.js";
 import { t } from "./i18n.js";
 import { timelineSources } from "./panels.js";
+import { loadDirectory, userName } from "./queues.js";
 import { store } from "./store.js";
 
 export function tierBadge(tier) {
@@ -11,8 +12,16 @@ export function tierBadge(tier) {
 
 export function channelLabel(channel) { return t(`channel.${channel}`); }
 
+function ownerText(id) {
+  if (id === store.me?.id) return t("owner.you");
+  return userName(id) ?? t("owner.agent", { id });
+}
+
+// A name when the directory is known; else "agent #7", renamed once the directory arrives.
 function ownerLabel(id) {
-  return id === store.me?.id ? t("owner.you") : t("owner.agent", { id });
+  const node = h("span", { class: "owner", dataset: { userId: id } }, ownerText(id));
+  if (userName(id) === null) loadDirectory().then(() => { node.textContent = ownerText(id); }).catch(() => {});
+  return node;
 }
 
 export function customerCard(customer, { compact = false } = {}) {
@@ -30,7 +39,7 @@ export function customerCard(customer, { compact = false } = {}) {
     if (customer.address) row(t("card.address"), customer.address);
   }
   if (customer.birthday) row(t("card.birthday"), calendarDate(customer.birthday));
-  if (customer.owners?.length) row(t("card.owners"), customer.owners.map(ownerLabel).join(", "));
+  if (customer.owners?.length) row(t("card.owners"), customer.owners.map((id, i) => [i ? ", " : "", ownerLabel(id)]));
   if (customer.language) row(t("card.language"), customer.language);
   return h("section", { class: "customer-card", "aria-label": t("card.title") },
     h("div", { class: "customer-head" },

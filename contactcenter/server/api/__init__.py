@@ -6,10 +6,13 @@ api = Api("/api/v1")
 
 from contactcenter.server.api import (  # noqa: E402, F401  (registration side effects)
     accounts,
+    attachments,
     auth,
+    canned,
     complaints,
     contacts,
     customers,
+    directory,
     events,
     notes,
     queues,
