@@ -203,6 +203,9 @@ async def test_a_supervisor_reassigns_a_customers_owner_and_the_audit_keeps_it(
         "name": "Wang Fang", "owner_ids": [me["id"]]})
     assert status == 201, created
     cid = created["id"]
+    status, body = await staff["li"].call("PATCH", f"/customers/{cid}",
+                                          json={"owner_ids": [me["id"], wu["id"]]})
+    assert status == 403 and "owner_ids" in body["error"]["message"], body
     status, edited = await staff["boss"].call("PATCH", f"/customers/{cid}",
                                               json={"owner_ids": [wu["id"]]})
     assert status == 200 and edited["owners"] == [wu["id"]], edited

@@ -25,10 +25,14 @@ _TIER_FIELDS = {"tier", "tier_override"}
 
 
 def _tier_is_a_supervisors_call(call: Call, data: CustomerIn | CustomerPatch) -> None:
-    """Tiers come from grading; only a supervisor may set or override one (and it is logged)."""
+    """Tiers come from grading; only a supervisor may set or override one (and it is logged).
+    Owners of an existing customer too: they decide who is offered the customer's contacts
+    first (sticky routing), so an agent may not move a customer to or from anyone."""
     # In a patch, clearing a tier counts too; on create, only a tier actually given.
     touched = {f for f in _TIER_FIELDS & data.model_fields_set
                if isinstance(data, CustomerPatch) or getattr(data, f) is not None}
+    if isinstance(data, CustomerPatch) and "owner_ids" in data.model_fields_set:
+        touched.add("owner_ids")
     if touched and not Role(call.actor.role).includes(Role.SUPERVISOR):
         raise Forbidden(f"only a supervisor may set {' or '.join(sorted(touched))}")
 
