@@ -1,7 +1,8 @@
 """What each node does in the background for the rules, every `CC_SCHEDULER_SECONDS`: plan the
-greetings of today and tomorrow once a day, turn due callbacks into contacts, send due
-greetings. Every node may run it: planning is keyed and claiming skips what another node holds,
-so each piece of work happens once."""
+visits once a day and the greetings of today and tomorrow, check repairs past their promised
+time, take in visits whose booking call is due, turn due callbacks into contacts, send due
+greetings and satisfaction surveys. Every node may run it: planning is keyed and claiming skips
+what another node holds, so each piece of work happens once."""
 
 from __future__ import annotations
 
@@ -13,26 +14,38 @@ from zoneinfo import ZoneInfo
 from contactcenter.callbacks import run_callbacks
 from contactcenter.clock import utc
 from contactcenter.greetings import plan_greetings, send_due_greetings
+from contactcenter.repairs import run_repair_checks
 from contactcenter.runtime import Runtime
+from contactcenter.surveys import send_due_surveys
+from contactcenter.visits import plan_visits, take_in_due_visits
 
 log = logging.getLogger(__name__)
 
 
-async def run_once(rt: Runtime, planned: set[date]) -> None:
+Planned = set[date | tuple[str, date]]  # greeting days, and ("visits", day)
+
+
+async def run_once(rt: Runtime, planned: Planned) -> None:
     now = utc(rt.clock.now())
     today = datetime.fromtimestamp(rt.clock.now(), ZoneInfo(rt.rules.calendar.timezone)).date()
+    if ("visits", today) not in planned:
+        log.info("visits for %s planned: %d new", today, await plan_visits(rt, today))
+        planned.add(("visits", today))
     # Tomorrow too: 09:00 in a customer's zone west of ours can come before our midnight.
     for day in (today, today + timedelta(days=1)):
         if day not in planned:
             read, added = await plan_greetings(rt.sessions, rt.rules, day, now)
             planned.add(day)
             log.info("greetings for %s planned: %d customers read, %d new", day, read, added)
+    await run_repair_checks(rt)
+    await take_in_due_visits(rt)  # before the callbacks: their booking calls are callbacks
     await run_callbacks(rt)
     await send_due_greetings(rt)
+    await send_due_surveys(rt)
 
 
 async def scheduler_loop(rt: Runtime) -> None:
-    planned: set[date] = set()
+    planned: Planned = set()
     while True:
         try:
             await run_once(rt, planned)

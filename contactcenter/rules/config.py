@@ -269,6 +269,8 @@ class Greetings(Strict):
 class Visits(Strict):
     holiday_visit_days_before: int = Field(ge=1)
     introduction_within_days: int = Field(ge=1)
+    booking_category: str
+    booking_purpose: Texts
 
 
 class Health(Strict):
@@ -306,6 +308,10 @@ class Selection(Strict):
 class Satisfaction(Strict):
     survey_open_days: int = Field(ge=1)
     mediation_max_score: int = Field(ge=1, le=5)
+    mediation_category: str
+    mediation_purpose: Texts
+    after_callback: bool
+    after_visit: bool
     template: Texts
 
 
@@ -347,6 +353,11 @@ class Rules(Strict):
         for field in ("cycle_category", "dormant_category", "retention_category"):
             if getattr(self.health, field) not in self.selection.categories:
                 problems.append(f"health.{field}: not one of selection.categories")
+        for where, category in (("visits.booking_category", self.visits.booking_category),
+                                ("satisfaction.mediation_category",
+                                 self.satisfaction.mediation_category)):
+            if category not in self.selection.categories:
+                problems.append(f"{where}: {category!r} is not one of selection.categories")
         known = _holiday_names(self.calendar.holidays)
         for name in self.greetings.holiday.holidays:
             if name not in known:

@@ -9,6 +9,7 @@ from contactcenter.server.api import (  # noqa: E402, F401  (registration side e
     contacts,
     customers,
     events,
+    followups,
     queues,
     stats,
     users,
