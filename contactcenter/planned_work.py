@@ -10,7 +10,7 @@ that they created, and the visits they own.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import exists, or_, select
@@ -41,7 +41,8 @@ def is_supervisor(user: User) -> bool:
 
 
 def iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
+    """UTC, whether the value was just computed in the company's zone or read back."""
+    return None if value is None else value.astimezone(UTC).isoformat()
 
 
 def record_change(session: AsyncSession, subject: str, key: str, action: str, *, actor: User,
