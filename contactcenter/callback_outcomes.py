@@ -3,6 +3,7 @@ supervisor, once per contact, and what follows from it in the same transaction:
 
 - reached       done; a satisfaction survey when the rules ask for one (§8); a booking call
                 marks its visit booked (and moves it to `visit_at` when the customer chose one)
+                and gets no survey of its own: the visit will
 - no-answer     a new callback `retries.no_answer_every` later in business hours, until
                 `retries.no_answer_attempts` retries are used; then closed as unreachable
 - wrong-number  the number is marked wrong on the customer (audited); callbacks and surveys
@@ -122,7 +123,8 @@ async def record_outcome(
         await _mark_wrong(session, contact, actor, now)
     if outcome == REACHED and payload.get("visit_id") is not None:
         await _book_visit(session, rules, payload["visit_id"], actor, visit_at, now)
-    if step.survey:
+    # A booking call is not asked about: the visit it books will be.
+    if step.survey and payload.get("visit_id") is None:
         await schedule(session, [survey_plan("callback", contact.id, contact.customer_id, now)],
                        now)
     session.add(record)
