@@ -101,6 +101,13 @@ def window(item: dict[str, Any]) -> tuple[datetime, datetime]:
     return datetime.fromisoformat(item["due"]), datetime.fromisoformat(item["latest"])
 
 
+async def dialled(node: Node, contact_id: int) -> str | None:
+    async with node.rt.sessions() as session:
+        contact = await session.get(Contact, contact_id)
+        assert contact is not None
+        return contact.from_address
+
+
 async def released(node: Node) -> int:
     """Run the scheduler's callback step once; the one contact it made."""
     (contact_id,) = await run_callbacks(node.rt)
@@ -173,9 +180,7 @@ async def test_call_back_wrong_number_and_reached(node: Node, desk: Desk,
 
     clock.set(at(24, 15))
     contact_id = await released(node)
-    async with node.rt.sessions() as session:
-        contact = await session.get(Contact, contact_id)
-        assert contact is not None and contact.from_address == "+8613800138000"
+    assert await dialled(node, contact_id) == "+8613800138000"
     status, body = await desk.outcome("boss", contact_id, "wrong-number")
     assert status == 201, body
     async with node.rt.sessions() as session:
@@ -189,9 +194,7 @@ async def test_call_back_wrong_number_and_reached(node: Node, desk: Desk,
     await manual(desk, due=at(24, 16).isoformat())  # the next call uses the other number
     clock.set(at(24, 16))
     contact_id = await released(node)
-    async with node.rt.sessions() as session:
-        contact = await session.get(Contact, contact_id)
-        assert contact is not None and contact.from_address == "+8613900139000"
+    assert await dialled(node, contact_id) == "+8613900139000"
     status, body = await desk.outcome("boss", contact_id, "reached")
     assert status == 201 and body["outcome"]["next_key"] is None
     survey = await desk.item(f"survey:callback:{contact_id}")
