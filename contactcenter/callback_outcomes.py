@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contactcenter.customers import audit
 from contactcenter.domain import Channel
 from contactcenter.errors import Conflict, Forbidden, InvalidInput, NotFound
-from contactcenter.planned_work import is_supervisor, move_visit
+from contactcenter.planned_work import is_supervisor, move_visit, record_change
 from contactcenter.rules.config import Rules
 from contactcenter.rules.followups import (
     CALL_BACK,
@@ -101,6 +101,8 @@ async def record_outcome(
     payload: dict[str, Any] = dict(item.payload) if item is not None else {}
     attempt = int(payload.get("attempt", 1))
     origin = payload.get("origin") or (item.key if item is not None else f"contact:{contact.id}")
+    if visit_at is not None and (outcome != REACHED or payload.get("visit_id") is None):
+        raise InvalidInput("visit_at: only for a visit's booking call that reached the customer")
     step = after_outcome(outcome, attempt, now, rules, call_back_at=call_back_at)
     record = CallbackOutcome(
         contact_id=contact.id, work_key=item.key if item is not None else None,
@@ -138,7 +140,11 @@ async def _book_visit(session: AsyncSession, rules: Rules, visit_id: int, actor:
     visit = await session.get(Visit, visit_id, with_for_update=True)
     if visit is None or visit.state not in ("pending", "booked"):
         return
-    due = visit_at or visit.due_at
-    latest = None if visit_at else visit.latest_at
-    await move_visit(session, rules, visit, actor=actor, due=due, latest=latest,
-                     reason="booking call", now=now, action="booked")
+    if visit_at is not None:
+        await move_visit(session, rules, visit, actor=actor, due=visit_at, latest=None,
+                         reason="booking call", now=now, action="booked")
+        return
+    record_change(session, "visit", visit.key, "booked", actor=actor, now=now,
+                  reason="booking call", before={"state": visit.state},
+                  after={"state": "booked"})
+    visit.state = "booked"

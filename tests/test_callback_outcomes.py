@@ -212,7 +212,8 @@ async def test_call_back_wrong_number_and_reached(node: Node, desk: Desk,
     ("body", "status", "words"),
     [({"outcome": "maybe"}, 422, "outcome"),
      ({"outcome": "call-back", "call_back_at": "tomorrow"}, 422, "call_back_at"),
-     ({"outcome": "reached", "extra": 1}, 422, "extra")],
+     ({"outcome": "reached", "extra": 1}, 422, "extra"),
+     ({"outcome": "reached", "visit_at": "2026-11-30T10:00:00+08:00"}, 422, "booking call")],
 )
 async def test_bad_outcomes_are_refused(node: Node, desk: Desk, body: dict[str, Any],
                                         status: int, words: str) -> None:

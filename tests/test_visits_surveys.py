@@ -130,11 +130,15 @@ async def test_regular_visits_are_planned_once_taken_in_with_a_booking_call_and_
         "outcome": "reached", "visit_at": at(12, 1, 14).isoformat()})
     assert status == 201, body
     assert await rows(node, ScheduledWork, ScheduledWork.kind == "survey") == []  # the visit's
+    status, body = await boss.call("POST", f"/contacts/{contacts[1]}/callback-outcome", json={
+        "outcome": "reached"})  # the time stays as planned
+    assert status == 201, body
     status, body = await li.call("GET", "/visits", params={"start": "2026-11-30",
                                                            "end": "2026-12-06"})
     assert status == 200
     key, vip = body["visits"]  # ordered by due time: key's Monday 09:00, vip's Tuesday 14:00
-    assert (key["customer_id"], key["state"]) == (people["key"], "pending")
+    assert (key["customer_id"], key["state"]) == (people["key"], "booked")
+    assert datetime.fromisoformat(key["due"]) == at(11, 30, 9)
     assert (vip["customer_id"], vip["state"]) == (people["vip"], "booked")
     assert datetime.fromisoformat(vip["due"]) == at(12, 1, 14)
     status, _ = await li.call("GET", "/visits", params={"start": "2026-11-30",
@@ -151,12 +155,18 @@ async def test_regular_visits_are_planned_once_taken_in_with_a_booking_call_and_
     status, body = await li.call("POST", f"/visits/{vip['id']}/outcome", json={
         "outcome": "done"})
     assert status == 409
+    move = {"due": at(12, 2, 10).isoformat(), "reason": "客户改约周三上午"}
+    status, _ = await wu.call("POST", f"/visits/{key['id']}/move", json=move)
+    assert status == 403
+    status, body = await li.call("POST", f"/visits/{key['id']}/move", json=move)
+    assert status == 200 and datetime.fromisoformat(body["visit"]["due"]) == at(12, 2, 10)
+    assert datetime.fromisoformat(body["visit"]["latest"]) == at(12, 2, 18)
     status, body = await boss.call("POST", f"/visits/{key['id']}/cancel",
                                    json={"reason": "客户停业装修"})
     assert status == 200 and body["visit"]["state"] == "cancelled"
     status, body = await li.call("GET", f"/visits/{key['id']}")
     assert [(c["action"], c["reason"]) for c in body["changes"]] == [
-        ("cancelled", "客户停业装修")]
+        ("booked", "booking call"), ("moved", "客户改约周三上午"), ("cancelled", "客户停业装修")]
 
     # The survey goes out; a bare score back verifies the visit and is not routed.
     assert await send_due_surveys(node.rt) == 1
