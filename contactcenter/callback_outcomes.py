@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactcenter.customers import audit
-from contactcenter.domain import Channel
+from contactcenter.domain import Channel, ContactState
 from contactcenter.errors import Conflict, Forbidden, InvalidInput, NotFound
 from contactcenter.planned_work import is_supervisor, move_visit, record_change
 from contactcenter.rules.config import Rules
@@ -62,6 +62,10 @@ async def _callback_contact(session: AsyncSession, contact_id: int, actor: User)
         raise NotFound(f"contact {contact_id} not found", contact_id=contact_id)
     if contact.channel != Channel.CALLBACK.value:
         raise Conflict(f"contact {contact_id} is not a callback (channel {contact.channel})")
+    if contact.state in (ContactState.QUEUED.value, ContactState.OFFERED.value):
+        # Nobody has called yet; an outcome now would leave the queued call to be made anyway.
+        raise Conflict(f"callback {contact_id} is {contact.state}: nobody has taken it yet",
+                       state=contact.state)
     if not is_supervisor(actor) and contact.agent_id != actor.id:
         raise Forbidden("only the agent who holds or held this callback, or a supervisor, "
                         "may record its outcome")

@@ -6,13 +6,13 @@ left for today. Every test runs on SQLite and on PostgreSQL + Redis."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from callback_agent import available_agent, take, wrap_up
 from harness import Agent, Api, Node, add_queue, add_user, login, start_node
 from sqlalchemy import func, select
 
@@ -88,6 +88,14 @@ async def desk(node: Node) -> AsyncIterator[Desk]:
         await api.close()
 
 
+@pytest.fixture
+async def li(node: Node, desk: Desk) -> AsyncIterator[Agent]:
+    """Agent li at the console, available for callbacks."""
+    agent = await available_agent(node, desk.apis["li"].token, desk.ids["li"])
+    yield agent
+    await agent.close()
+
+
 async def manual(desk: Desk, who: str = "li", **body: Any) -> dict[str, Any]:
     body = {"due": MON.isoformat(), "category": "service", "purpose": "问问新设备用得怎么样",
             **body}
@@ -108,24 +116,22 @@ async def dialled(node: Node, contact_id: int) -> str | None:
         return contact.from_address
 
 
-async def released(node: Node) -> int:
-    """Run the scheduler's callback step once; the one contact it made."""
+async def released(node: Node, agent: Agent | None = None) -> int:
+    """Run the scheduler's callback step once; the one contact it made, taken by `agent`."""
     (contact_id,) = await run_callbacks(node.rt)
+    if agent is not None:
+        await take(agent, contact_id)
     return contact_id
 
 
 async def test_the_agent_who_held_the_callback_records_no_answer_and_it_is_retried(
-    node: Node, desk: Desk, clock: ManualClock
+    node: Node, desk: Desk, li: Agent, clock: ManualClock
 ) -> None:
-    li = await Agent.connect(node, desk.apis["li"].token, desk.ids["li"])
-    await li.recv()
-    await li.available()
     first = await manual(desk)
     contact_id = await released(node)
-    offer = await li.expect("offer")
-    assert offer["contact"]["id"] == contact_id
-    await li.send(type="accept", contact_id=contact_id)
-    await li.expect("contact", contact__state="active")
+    status, body = await desk.outcome("boss", contact_id, "no-answer")
+    assert status == 409 and "nobody has taken it" in body["error"]["message"]
+    await take(li, contact_id)
 
     status, body = await desk.outcome("wu", contact_id, "no-answer")
     assert status == 403 and "supervisor" in body["error"]["message"]
@@ -138,7 +144,7 @@ async def test_the_agent_who_held_the_callback_records_no_answer_and_it_is_retri
         "next_key": retry_key, "closed_as": None}
     status, body = await desk.outcome("li", contact_id, "reached")
     assert status == 409 and "already" in body["error"]["message"]  # once per contact
-    await li.close()
+    await wrap_up(li, contact_id)
 
     retry = await desk.item(retry_key)
     assert retry is not None and retry.state == "pending"
@@ -147,13 +153,20 @@ async def test_the_agent_who_held_the_callback_records_no_answer_and_it_is_retri
     assert retry.payload["category"] == "service" and retry.payload["attempt"] == 2
     assert await run_callbacks(node.rt) == []  # not before 12:00
 
-    # Attempts 2, 3 and 4 go unanswered too (a supervisor records them): then unreachable.
-    for attempt, due in ((2, at(23, 12)), (3, at(23, 14)), (4, at(23, 16))):
+    # Attempts 2, 3 and 4 go unanswered too: then unreachable. The last one li wraps up
+    # without an outcome, and the supervisor records it afterwards.
+    for attempt, due, who in ((2, at(23, 12), "li"), (3, at(23, 14), "li"),
+                              (4, at(23, 16), "boss")):
         clock.set(due)
-        contact_id = await released(node)
-        status, body = await desk.outcome("boss", contact_id, "no-answer")
+        contact_id = await released(node, li)
+        if who == "boss":
+            await wrap_up(li, contact_id)
+        status, body = await desk.outcome(who, contact_id, "no-answer")
         assert status == 201, body
         assert body["outcome"]["attempt"] == attempt
+        assert body["outcome"]["agent_id"] == desk.ids["li"]
+        if who == "li":
+            await wrap_up(li, contact_id)
     assert body["outcome"]["closed_as"] == "unreachable" and body["outcome"]["next_key"] is None
     clock.set(at(24, 18))
     assert await run_callbacks(node.rt) == []
@@ -164,10 +177,10 @@ async def test_the_agent_who_held_the_callback_records_no_answer_and_it_is_retri
     assert await desk.count(Contact) == 4
 
 
-async def test_call_back_wrong_number_and_reached(node: Node, desk: Desk,
+async def test_call_back_wrong_number_and_reached(node: Node, desk: Desk, li: Agent,
                                                   clock: ManualClock) -> None:
     first = await manual(desk, category="explanation")
-    contact_id = await released(node)
+    contact_id = await released(node, li)
     status, body = await desk.outcome("boss", contact_id, "call-back")
     assert status == 422 and "call_back_at" in body["error"]["message"]
     status, body = await desk.outcome("boss", contact_id, "call-back",
@@ -177,9 +190,10 @@ async def test_call_back_wrong_number_and_reached(node: Node, desk: Desk,
     again = await desk.item(f"{first['key']}:call-back:{contact_id}")
     assert again is not None and (again.due_at, again.latest_at) == (at(24, 15), at(24, 18))
     assert again.payload["category"] == "explanation"
+    await wrap_up(li, contact_id)
 
     clock.set(at(24, 15))
-    contact_id = await released(node)
+    contact_id = await released(node, li)
     assert await dialled(node, contact_id) == "+8613800138000"
     status, body = await desk.outcome("boss", contact_id, "wrong-number")
     assert status == 201, body
@@ -190,10 +204,11 @@ async def test_call_back_wrong_number_and_reached(node: Node, desk: Desk,
     assert wrong == ["+8613800138000"]
     assert (trail[-1].action, trail[-1].actor_user_id, trail[-1].after) == (
         "update", desk.ids["boss"], {"wrong_numbers": ["+8613800138000"]})
+    await wrap_up(li, contact_id)
 
     await manual(desk, due=at(24, 16).isoformat())  # the next call uses the other number
     clock.set(at(24, 16))
-    contact_id = await released(node)
+    contact_id = await released(node, li)
     assert await dialled(node, contact_id) == "+8613900139000"
     status, body = await desk.outcome("boss", contact_id, "reached")
     assert status == 201 and body["outcome"]["next_key"] is None
@@ -215,10 +230,10 @@ async def test_call_back_wrong_number_and_reached(node: Node, desk: Desk,
      ({"outcome": "reached", "extra": 1}, 422, "extra"),
      ({"outcome": "reached", "visit_at": "2026-11-30T10:00:00+08:00"}, 422, "booking call")],
 )
-async def test_bad_outcomes_are_refused(node: Node, desk: Desk, body: dict[str, Any],
-                                        status: int, words: str) -> None:
+async def test_bad_outcomes_are_refused(node: Node, desk: Desk, li: Agent,
+                                        body: dict[str, Any], status: int, words: str) -> None:
     await manual(desk)
-    contact_id = await released(node)
+    contact_id = await released(node, li)
     got, answer = await desk.call("boss", "POST", f"/contacts/{contact_id}/callback-outcome",
                                   json=body)
     assert got == status and words in str(answer["error"])
@@ -287,7 +302,7 @@ async def test_bad_manual_callbacks_are_refused(desk: Desk, body: dict[str, Any]
 
 
 async def test_the_worklist_shows_overdue_due_and_later_today(
-    node: Node, desk: Desk, clock: ManualClock
+    node: Node, desk: Desk, li: Agent, clock: ManualClock
 ) -> None:
     late = await manual(desk, due=at(23, 10).isoformat(), latest=at(23, 11).isoformat())
     now_ = await manual(desk, due=at(23, 11).isoformat())
@@ -302,11 +317,13 @@ async def test_the_worklist_shows_overdue_due_and_later_today(
     status, body = await desk.call("wu", "GET", "/callbacks/worklist")
     assert {k: [c["id"] for c in v] for k, v in body.items()} == {
         "overdue": [], "due": [], "today": [by_wu["id"]]}
-    # Released to the queue it stays on the list until its outcome is recorded.
-    await run_callbacks(node.rt)
-    await asyncio.sleep(0)
+    # Released to the queue they stay on the list until their outcome is recorded.
+    late_contact, now_contact = await run_callbacks(node.rt)
     status, body = await desk.call("li", "GET", "/callbacks/worklist")
-    assert [c["id"] for c in body["due"]] == [now_["id"]] and body["due"][0]["contact_id"]
-    await desk.outcome("boss", body["due"][0]["contact_id"], "reached")
+    assert [(c["id"], c["contact_id"]) for c in body["overdue"] + body["due"]] == [
+        (late["id"], late_contact), (now_["id"], now_contact)]
+    await take(li, late_contact)  # the longest waiting first
+    status, _ = await desk.outcome("li", late_contact, "reached")
+    assert status == 201
     status, body = await desk.call("li", "GET", "/callbacks/worklist")
-    assert body["due"] == [] and [c["id"] for c in body["overdue"]] == [late["id"]]
+    assert body["overdue"] == [] and [c["id"] for c in body["due"]] == [now_["id"]]

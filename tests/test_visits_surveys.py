@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from callback_agent import available_agent, take, wrap_up
 from fake_twilio import ACCOUNT_SID, FakeTwilio, post_webhook, twilio_settings
 from harness import Api, Node, add_queue, add_user, login, start_node
 from sqlalchemy import select
@@ -126,13 +127,19 @@ async def test_regular_visits_are_planned_once_taken_in_with_a_booking_call_and_
     contacts = await run_callbacks(node.rt)
     assert len(contacts) == 2
     boss, li, wu = (people["api"][n] for n in ("boss", "li", "wu"))
-    status, body = await boss.call("POST", f"/contacts/{contacts[0]}/callback-outcome", json={
+    agent = await available_agent(node, li.token, people["li"])
+    await take(agent, contacts[0])
+    status, body = await li.call("POST", f"/contacts/{contacts[0]}/callback-outcome", json={
         "outcome": "reached", "visit_at": at(12, 1, 14).isoformat()})
     assert status == 201, body
     assert await rows(node, ScheduledWork, ScheduledWork.kind == "survey") == []  # the visit's
-    status, body = await boss.call("POST", f"/contacts/{contacts[1]}/callback-outcome", json={
+    await wrap_up(agent, contacts[0])
+    await take(agent, contacts[1])
+    status, body = await li.call("POST", f"/contacts/{contacts[1]}/callback-outcome", json={
         "outcome": "reached"})  # the time stays as planned
     assert status == 201, body
+    await wrap_up(agent, contacts[1])
+    await agent.close()
     status, body = await li.call("GET", "/visits", params={"start": "2026-11-30",
                                                            "end": "2026-12-06"})
     assert status == 200
@@ -214,8 +221,12 @@ async def test_survey_replies(node: Node, people: dict[str, Any], clock: ManualC
             "due": MON.isoformat(), "category": "service", "purpose": "回访"})
         assert status == 201
     contacts = await run_callbacks(node.rt)
+    agent = await available_agent(node, people["api"]["li"].token, people["li"])
+    for _ in contacts:  # the router picks the order (the B customer's first)
+        await wrap_up(agent, await take(agent))
+    await agent.close()
     clock.set(at(11, 23, 21, 30))  # quiet hours: the surveys wait for 09:00
-    for contact_id in contacts:
+    for contact_id in contacts:  # the supervisor records them after the calls
         status, _ = await boss.call("POST", f"/contacts/{contact_id}/callback-outcome",
                                     json={"outcome": "reached"})
         assert status == 201
