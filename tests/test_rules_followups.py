@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from contactcenter.rules.config import load_rules
+from contactcenter.rules.config import SHIPPED, RulesError, load_rules, parse_rules
 from contactcenter.rules.followups import (
     NextStep,
     after_outcome,
@@ -163,3 +163,19 @@ def test_the_overrun_check_comes_at_the_end_of_the_promised_duration(
 def test_a_bad_promised_duration_is_refused() -> None:
     with pytest.raises(ValueError, match="not a duration"):
         overrun_check(1, "R-9", MON, {"promised_duration": "soon"}, RULES)
+
+
+@pytest.mark.parametrize(
+    ("replace", "by", "expected"),
+    [('booking_category = "service"', 'booking_category = "chat"',
+      "visits.booking_category: 'chat' is not one of selection.categories"),
+     ('mediation_category = "mediation"', 'mediation_category = "calm"',
+      "satisfaction.mediation_category: 'calm' is not one of selection.categories"),
+     ("after_visit = true", "", "satisfaction.after_visit: is required")],
+)
+def test_the_follow_up_settings_are_checked(replace: str, by: str, expected: str) -> None:
+    text = SHIPPED.read_text(encoding="utf-8")
+    assert replace in text
+    with pytest.raises(RulesError) as e:
+        parse_rules(text.replace(replace, by, 1), "test.toml")
+    assert expected in e.value.problems
