@@ -50,6 +50,7 @@ from contactcenter.storage.models import (
     Customer,
     Message,
 )
+from contactcenter.surveys import take_reply as take_survey_reply
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +203,8 @@ async def sms_webhook(request: web.Request) -> web.Response:
     body = _field(form, "Body", max_length=10_000, strip=False)  # stored as the customer typed
     meta = _media(form)
     found = keyword(body)
+    if found is None and await take_survey_reply(rt, sid=sid, sender=sender, body=body):
+        return twiml(MessagingResponse())  # a bare satisfaction score: stored, not routed
     if found is None:
         await take_in(
             rt,

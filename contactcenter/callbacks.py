@@ -11,6 +11,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contactcenter.callback_outcomes import usable_phone
 from contactcenter.clock import utc
 from contactcenter.domain import Channel, ContactState, Direction
 from contactcenter.errors import NotFound
@@ -37,7 +38,7 @@ async def _create_callback(rt: Runtime, session: AsyncSession, queue: Queue,
                            item: ScheduledWork) -> dict[str, Any]:
     customer = await session.get(Customer, item.customer_id)
     assert customer is not None
-    phone = customer.phones[0].number if customer.phones else None
+    phone = await usable_phone(session, customer)  # not one an agent found wrong
     contact = Contact(
         channel=Channel.CALLBACK.value, direction=Direction.OUTBOUND.value,
         state=ContactState.QUEUED.value, customer_id=customer.id, queue_id=queue.id,

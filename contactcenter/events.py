@@ -14,8 +14,9 @@ from contactcenter.customers import get_customer
 from contactcenter.errors import InvalidInput
 from contactcenter.regrade import retention_plan
 from contactcenter.rules.config import EVENT_KINDS, Duration, Rules
+from contactcenter.rules.followups import overrun_check
 from contactcenter.rules.health import needs_retention
-from contactcenter.rules.plan import UNGRADED, CallbackPlan, Event, callbacks_for
+from contactcenter.rules.plan import UNGRADED, CallbackPlan, Event, WorkPlan, callbacks_for
 from contactcenter.rules.plan import Customer as Facts
 from contactcenter.scheduler import schedule
 from contactcenter.storage.models import Customer, CustomerEvent
@@ -81,4 +82,16 @@ async def record_event(
                              actor_id=actor_id, event_id=event.id,
                              channel=str(data.get("channel") or "letter")[:16],
                              summary=str(data.get("summary") or data.get("text") or ""))
+    if kind == "repair-dispatched":
+        await schedule(session, [overrun_check_for(event, rules)], now)
     return event, plans, True
+
+
+def overrun_check_for(event: CustomerEvent, rules: Rules) -> WorkPlan:
+    """C9's check at the end of the promised duration. The repair is named by `data.repair_id`
+    (else the event's external id); its `repair-completed` event carries the same repair_id."""
+    repair_id = str(event.data.get("repair_id") or event.external_id or f"event:{event.id}")
+    try:
+        return overrun_check(event.customer_id, repair_id, event.at, event.data, rules)
+    except ValueError as e:
+        raise InvalidInput(f"data.promised_duration: {e}") from None

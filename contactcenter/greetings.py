@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contactcenter.clock import utc
 from contactcenter.events import facts
 from contactcenter.offboarding import NEW_OWNER_RULE
-from contactcenter.outbound import Outgoing, send_with_retries
+from contactcenter.outbound import Outgoing, send_automatic, store_automatic_sms
 from contactcenter.rules.config import Rules
 from contactcenter.rules.plan import UNGRADED, greetings_on, release
 from contactcenter.rules.plan import Customer as Facts
@@ -28,10 +28,8 @@ from contactcenter.runtime import Runtime
 from contactcenter.scheduler import run_due, schedule
 from contactcenter.storage.models import (
     Consent,
-    Conversation,
     Customer,
     CustomerTag,
-    Message,
     ScheduledWork,
 )
 
@@ -110,25 +108,13 @@ async def send_due_greetings(rt: Runtime) -> int:
         body = _env.from_string(item.payload["template"]).render(
             name=customer.honorific or customer.name, company=rt.settings.company_name,
             **item.payload.get("values", {}))
-        conversation = Conversation(customer_id=customer.id, channel="sms", status="closed",
-                                    created_at=now, last_message_at=now)
-        session.add(conversation)
-        await session.flush()
-        message = Message(conversation_id=conversation.id, direction="outbound", body=body,
-                          status="queued", created_at=now,
-                          meta={"automatic": "greeting" if item.rule_id not in SERVICE_RULES
-                                else "service", "rule": item.rule_id})
-        session.add(message)
-        await session.flush()
-        ready.append(Outgoing(message_id=message.id, contact_id=None,
-                              conversation_id=conversation.id, channel="sms",
-                              to=customer.phones[0].number, via=rt.settings.sms_from, body=body,
-                              subject=None, language=customer.language,
-                              conversation_token=None))
-        return {"message_id": message.id}
+        out = await store_automatic_sms(
+            session, rt, customer, to=customer.phones[0].number, body=body, now=now,
+            meta={"automatic": "greeting" if item.rule_id not in SERVICE_RULES else "service",
+                  "rule": item.rule_id})
+        ready.append(out)
+        return {"message_id": out.message_id}
 
     await run_due(rt.sessions, store, now, kinds=["sms"])
-    for out in ready:  # committed: now they may leave
-        rt.spawn(send_with_retries(rt, out.message_id, "sms",
-                                   lambda out=out: sender.send(rt, out)))
+    send_automatic(rt, ready)  # committed: now they may leave
     return len(ready)

@@ -11,9 +11,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactcenter.clock import utc
 from contactcenter.deliveries import record_delivery
@@ -78,6 +80,34 @@ async def load_outgoing(rt: Runtime, message_id: int) -> Outgoing:
         in_reply_to=[e.split(":", 1)[1] for e in earlier if e],
         meta=dict(message.meta or {}),
     )
+
+
+async def store_automatic_sms(session: AsyncSession, rt: Runtime, customer: Customer, *,
+                              to: str, body: str, meta: dict[str, Any], now: datetime
+                              ) -> Outgoing:
+    """An SMS the server sends on its own (a greeting, a survey), stored as a closed
+    conversation of its own; send it with `send_automatic` once the transaction commits."""
+    conversation = Conversation(customer_id=customer.id, channel="sms", status="closed",
+                                created_at=now, last_message_at=now)
+    session.add(conversation)
+    await session.flush()
+    message = Message(conversation_id=conversation.id, direction="outbound", body=body,
+                      status="queued", created_at=now, meta=meta)
+    session.add(message)
+    await session.flush()
+    return Outgoing(message_id=message.id, contact_id=None, conversation_id=conversation.id,
+                    channel="sms", to=to, via=rt.settings.sms_from, body=body, subject=None,
+                    language=customer.language, conversation_token=None)
+
+
+def send_automatic(rt: Runtime, ready: list[Outgoing]) -> None:
+    """Send committed automatic SMS in the background, each with the usual retries."""
+    sender = rt.senders.get("sms")
+    if sender is None:
+        return
+    for out in ready:
+        rt.spawn(send_with_retries(rt, out.message_id, "sms",
+                                   lambda out=out: sender.send(rt, out)))
 
 
 async def send_message(rt: Runtime, message_id: int) -> None:

@@ -20,10 +20,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from contactcenter.rules.plan import CallbackPlan, SmsPlan, VisitPlan
+from contactcenter.rules.plan import CallbackPlan, SmsPlan, VisitPlan, WorkPlan
 from contactcenter.storage.models import ScheduledWork
 
-Plan = CallbackPlan | SmsPlan | VisitPlan
+Plan = CallbackPlan | SmsPlan | VisitPlan | WorkPlan
 # Does one item's effect inside the claiming transaction; returns what to record as its result,
 # or None to leave the item pending (it may have moved the item's due_at: quiet hours).
 Handler = Callable[[AsyncSession, ScheduledWork], Awaitable[dict[str, Any] | None]]
@@ -36,6 +36,8 @@ def _row(plan: Plan, now: datetime) -> dict[str, Any]:
     elif isinstance(plan, SmsPlan):
         kind, due, latest = "sms", plan.send_at, None
         payload = {"template": plan.template, "values": plan.values}
+    elif isinstance(plan, WorkPlan):
+        kind, due, latest, payload = plan.kind, plan.due, plan.latest, plan.payload
     else:
         kind, due, latest = "visit", plan.due, plan.latest
         payload = {}
@@ -57,12 +59,13 @@ async def schedule(session: AsyncSession, plans: Iterable[Plan], now: datetime) 
 
 async def run_due(
     sessions: async_sessionmaker[AsyncSession], handler: Handler, now: datetime, *,
-    limit: int = 500, kinds: Iterable[str] | None = None,
+    limit: int = 500, kinds: Iterable[str] | None = None, due_by: datetime | None = None,
 ) -> int:
     """Claim up to `limit` due items (of `kinds`, default all), do each, mark it done; one
-    transaction. Returns how many were done."""
+    transaction. Returns how many were done. `due_by` (default `now`) claims items ahead of
+    their due time: a visit is taken in when its booking call is due, days before it."""
     async with sessions.begin() as session:
-        due = [ScheduledWork.state == "pending", ScheduledWork.due_at <= now]
+        due = [ScheduledWork.state == "pending", ScheduledWork.due_at <= (due_by or now)]
         if kinds is not None:
             due.append(ScheduledWork.kind.in_(list(kinds)))
         items = (await session.scalars(

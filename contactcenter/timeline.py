@@ -1,7 +1,8 @@
 """The rest of a customer's story for the screen-pop, beyond their contacts: purchases, repairs
-and other events, complaints with their step, and (from `followups`) callbacks, visits and
-satisfaction scores. Read for a whole batch of customers in a few windowed queries, newest
-first, a few of each, so a screen-pop costs the same whatever a customer's past."""
+and other events, complaints with their step, and (from `followups`) callbacks and visits with
+their outcomes and satisfaction surveys with their scores. Read for a whole batch of customers
+in a few windowed queries, newest first, a few of each, so a screen-pop costs the same
+whatever a customer's past."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contactcenter.followups import followups_for
 from contactcenter.storage.models import Complaint, CustomerEvent
 
 PER_KIND = 5  # of each part of the timeline, newest first; the console fetches more on demand
@@ -21,7 +23,7 @@ _EVENT_PARTS = {
     "repair-dispatched": "repairs", "repair-overrun": "repairs", "repair-completed": "repairs",
     "paid-service-ordered": "repairs", "paid-service-completed": "repairs",
 }
-PARTS = ("purchases", "repairs", "complaints")
+PARTS = ("purchases", "repairs", "complaints", "callbacks", "visits", "surveys")
 
 
 def _iso(value: Any) -> str | None:
@@ -67,4 +69,6 @@ async def customer_timelines(
             "level": row.level, "owner_id": row.owner_user_id,
             "deadline_at": _iso(row.deadline_at), "created_at": _iso(row.created_at),
             "archived_at": _iso(row.archived_at)})
+    for cid, followups in (await followups_for(session, list(ids), per_kind=limit)).items():
+        out[cid].update(followups)
     return out

@@ -147,5 +147,7 @@ async def test_the_screen_pop_carries_purchases_repairs_and_complaints(
         (complaint,) = timeline["complaints"]
         assert complaint["summary"] == "安装师傅迟到两小时" and complaint["step"] == "verify"
         assert complaint["archived_at"] is None
+        assert [(c["rule"], c["state"]) for c in timeline["callbacks"]] == [("C6", "pending")]
+        assert timeline["visits"] == [] and timeline["surveys"] == []
     finally:
         await agent.close()

@@ -184,28 +184,3 @@ async def test_a_period_runs_on_one_node_only_and_a_dead_run_is_taken_over(
     assert await claim(sessions, "health", "2026-11-23", "n3", NOW)
     assert not await claim(sessions, "health", "2026-11-23", "n4", NOW + timedelta(hours=1))
     assert await claim(sessions, "health", "2026-11-23", "n4", NOW + timedelta(hours=3))
-
-
-async def test_a_repair_open_past_its_promised_duration_gets_c9_once(engine: AsyncEngine
-                                                                     ) -> None:
-    from contactcenter.repair_watch import flag_overrun_repairs
-
-    await _add(engine, [{"id": i, "name": f"c{i}"} for i in (1, 2, 3, 4)], [
-        (1, "repair-dispatched", 0.25, {"repair_id": "R1"}),  # 6 h ago, 4 h promised
-        (2, "repair-dispatched", 0.25, {"repair_id": "R2"}),
-        (2, "repair-completed", 0.1, {"repair_id": "R2"}),  # done: nothing to ask
-        (3, "repair-dispatched", 0.1, {"repair_id": "R3"}),  # 2.4 h ago: not yet
-        (4, "repair-dispatched", 0.1, {"promised_duration": "2h"}),  # promised 2 h: overdue
-    ])
-    sessions = sessionmaker(engine)
-    assert await flag_overrun_repairs(sessions, RULES, NOW) == 2
-    assert await flag_overrun_repairs(sessions, RULES, NOW) == 0  # once
-    async with sessions() as session:
-        overruns = (await session.scalars(select(CustomerEvent).where(
-            CustomerEvent.kind == "repair-overrun").order_by(CustomerEvent.customer_id))).all()
-        c9 = (await session.scalars(select(ScheduledWork).where(
-            ScheduledWork.rule_id == "C9"))).all()
-    assert [(e.customer_id, e.at) for e in overruns] == [(1, ago(0.25) + timedelta(hours=4)),
-                                                         (4, ago(0.1) + timedelta(hours=2))]
-    assert {w.customer_id for w in c9} == {1, 4}
-    assert await flag_overrun_repairs(sessions, RULES, NOW + timedelta(hours=2)) == 1  # R3

@@ -279,6 +279,8 @@ class Greetings(Strict):
 class Visits(Strict):
     holiday_visit_days_before: int = Field(ge=1)
     introduction_within_days: int = Field(ge=1)
+    booking_category: str
+    booking_purpose: Texts
 
 
 class Health(Strict):
@@ -323,6 +325,10 @@ class Selection(Strict):
 class Satisfaction(Strict):
     survey_open_days: int = Field(ge=1)
     mediation_max_score: int = Field(ge=1, le=5)
+    mediation_category: str
+    mediation_purpose: Texts
+    after_callback: bool
+    after_visit: bool
     template: Texts
 
 
@@ -368,6 +374,11 @@ class Rules(Strict):
         for field in ("random_category", "service_needed_category"):
             if getattr(self.selection, field) not in self.selection.categories:
                 problems.append(f"selection.{field}: not one of selection.categories")
+        for where, category in (("visits.booking_category", self.visits.booking_category),
+                                ("satisfaction.mediation_category",
+                                 self.satisfaction.mediation_category)):
+            if category not in self.selection.categories:
+                problems.append(f"{where}: {category!r} is not one of selection.categories")
         known = _holiday_names(self.calendar.holidays)
         for name in self.greetings.holiday.holidays:
             if name not in known:

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -69,6 +70,20 @@ class VisitPlan:
     customer_id: int
     due: datetime
     latest: datetime
+
+
+@dataclass(frozen=True)
+class WorkPlan:
+    """Any other planned item, with the payload its handler reads (a retried callback that
+    counts its attempts, a booking call naming its visit, a check of a repair's duration)."""
+
+    key: str
+    kind: str
+    rule_id: str
+    customer_id: int
+    due: datetime
+    latest: datetime | None
+    payload: dict[str, Any] = field(default_factory=dict)
 
 
 def callbacks_for(event: Event, customer: Customer, rules: Rules) -> list[CallbackPlan]:

@@ -481,7 +481,7 @@ class SegmentEvent(Base):
     actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
 
-# The repair-overrun check reads recent dispatches of every customer by kind and time.
+# Jobs read events of one kind over time (purchases for grading and the cycle check).
 Index("ix_customer_events_kind_at", CustomerEvent.kind, CustomerEvent.at)
 
 # -- Agent console: canned responses ------------------------------------------------------------
@@ -501,3 +501,111 @@ class CannedResponse(Base):
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+# ---------------------------------------------------------------------------------------------
+# Follow-ups: callback outcomes, visits, satisfaction surveys, changes to planned work
+
+
+class CallbackOutcome(Base):
+    """What the agent recorded for one callback contact (one outcome per contact). `work_key`
+    names the scheduled callback item the contact came from; `next_key` the item it planned
+    (a retry or a call-back), if any."""
+
+    __tablename__ = "callback_outcomes"
+    __table_args__ = (Index("ix_callback_outcomes_customer", "customer_id", "recorded_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), unique=True)
+    work_key: Mapped[str | None] = mapped_column(String(200), index=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    outcome: Mapped[str] = mapped_column(String(16))  # reached|no-answer|wrong-number|call-back
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    number: Mapped[str | None] = mapped_column(String(20))
+    call_back_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_key: Mapped[str | None] = mapped_column(String(200))
+    closed_as: Mapped[str | None] = mapped_column(String(16))  # unreachable after the last try
+    notes: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class WrongNumber(Base):
+    """A customer's phone number an agent found to be wrong; callbacks skip it."""
+
+    __tablename__ = "wrong_numbers"
+
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[str] = mapped_column(String(20), primary_key=True)
+    marked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+
+
+class Visit(Base):
+    """An in-person appointment (spec §2, §4): planned work of kind `visit` becomes one row,
+    keyed like it, with a booking callback before it and an outcome record after it."""
+
+    __tablename__ = "visits"
+    __table_args__ = (
+        Index("ix_visits_owner_due", "owner_user_id", "due_at"),
+        Index("ix_visits_customer_due", "customer_id", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    rule_id: Mapped[str] = mapped_column(String(32))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    owner_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    latest_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # pending | booked | done | cancelled
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    notes: Mapped[str | None] = mapped_column(Text)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    recorded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a survey reply came
+    booking_key: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Survey(Base):
+    """A satisfaction SMS (spec §8) and the customer's reply to it."""
+
+    __tablename__ = "surveys"
+    __table_args__ = (Index("ix_surveys_customer_sent", "customer_id", "sent_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)  # the scheduled item's key
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    subject: Mapped[str] = mapped_column(String(16))  # callback | visit
+    subject_id: Mapped[int] = mapped_column(BigInteger)  # the contact or the visit
+    phone: Mapped[str] = mapped_column(String(20))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    open_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    score: Mapped[int | None] = mapped_column(Integer)
+    replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reply_number: Mapped[str | None] = mapped_column(String(20))
+    reply_text: Mapped[str | None] = mapped_column(Text)
+    reply_sid: Mapped[str | None] = mapped_column(String(128), unique=True)
+    mediation_key: Mapped[str | None] = mapped_column(String(200))
+
+
+class WorkChange(Base):
+    """A pending callback or visit moved or cancelled by hand: who, when, why, from what."""
+
+    __tablename__ = "work_changes"
+    __table_args__ = (Index("ix_work_changes_subject", "subject", "subject_key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    subject: Mapped[str] = mapped_column(String(16))  # callback | visit
+    subject_key: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(16))  # created | moved | cancelled
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    reason: Mapped[str | None] = mapped_column(Text)
+    before: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    after: Mapped[dict[str, Any] | None] = mapped_column(Json)

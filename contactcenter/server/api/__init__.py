@@ -14,6 +14,7 @@ from contactcenter.server.api import (  # noqa: E402, F401  (registration side e
     customers,
     directory,
     events,
+    followups,
     notes,
     queues,
     stats,
