@@ -147,7 +147,11 @@ async def test_the_screen_pop_carries_purchases_repairs_and_complaints(
         (complaint,) = timeline["complaints"]
         assert complaint["summary"] == "安装师傅迟到两小时" and complaint["step"] == "verify"
         assert complaint["archived_at"] is None
-        assert [(c["rule"], c["state"]) for c in timeline["callbacks"]] == [("C6", "pending")]
+        # The purchases, the dispatch and the complaint planned C2-C4, C8 and C6: the latest 5
+        callbacks = timeline["callbacks"]
+        assert len(callbacks) == 5 and {c["state"] for c in callbacks} == {"pending"}
+        assert [c["at"] for c in callbacks] == sorted((c["at"] for c in callbacks), reverse=True)
+        assert "C6" in {c["rule"] for c in callbacks}
         assert timeline["visits"] == [] and timeline["surveys"] == []
     finally:
         await agent.close()
