@@ -264,3 +264,37 @@ async def test_survey_replies(node: Node, people: dict[str, Any], clock: ManualC
     inbound = await rows(node, Message, Message.direction == "inbound")
     assert [m.body for m in inbound] == ["2 电话没人接,等了很久", "4", "thanks, all good", "5"]
     assert all(m.contact_id is not None for m in inbound)  # each went to a queue
+
+
+async def test_a_visit_booked_by_hand_is_on_the_owners_calendar_with_who_and_why(
+    node: Node, people: dict[str, Any]
+) -> None:
+    li, wu, boss = (people["api"][n] for n in ("li", "wu", "boss"))
+    when = {"due": at(11, 24, 14).isoformat(), "latest": at(11, 24, 16).isoformat()}
+    status, body = await li.call("POST", f"/customers/{people['plain']}/visits", json={
+        **when, "notes": "客户要求上门看看热水器", "reason": "customer asked on the phone"})
+    assert status == 201, body
+    visit = body["visit"]
+    assert (visit["state"], visit["owner_id"], visit["rule"]) == ("booked", people["li"],
+                                                                  "manual")
+    assert visit["booking_key"] is None  # agreed with the customer: no booking call
+    status, body = await li.call("GET", "/visits", params={"start": "2026-11-24",
+                                                            "end": "2026-11-24"})
+    assert status == 200 and [v["id"] for v in body["visits"]] == [visit["id"]], body
+    status, body = await li.call("GET", f"/visits/{visit['id']}")
+    assert status == 200, body
+    (created,) = body["changes"]
+    assert (created["action"], created["reason"]) == ("created", "customer asked on the phone")
+
+    # An agent books only for themselves; a supervisor for anyone active.
+    status, body = await wu.call("POST", f"/customers/{people['plain']}/visits",
+                                 json={**when, "owner_id": people["li"]})
+    assert status == 403, body
+    status, body = await boss.call("POST", f"/customers/{people['vip']}/visits",
+                                   json={**when, "owner_id": people["wu"]})
+    assert status == 201 and body["visit"]["owner_id"] == people["wu"], body
+    status, body = await boss.call("POST", f"/customers/{people['vip']}/visits",
+                                   json={**when, "owner_id": 98765})
+    assert status == 422 and "owner_id" in body["error"]["message"], body
+    status, body = await li.call("POST", "/customers/98765/visits", json=when)
+    assert status == 404, body
