@@ -21,6 +21,7 @@ from sqlalchemy import select
 from contactcenter.callbacks import run_callbacks
 from contactcenter.clock import ManualClock, utc
 from contactcenter.customers import CustomerIn, create_customer
+from contactcenter.greetings import send_due_greetings
 from contactcenter.jobs import run_once
 from contactcenter.storage.models import (
     Consent,
@@ -298,3 +299,37 @@ async def test_a_visit_booked_by_hand_is_on_the_owners_calendar_with_who_and_why
     assert status == 422 and "owner_id" in body["error"]["message"], body
     status, body = await li.call("POST", "/customers/98765/visits", json=when)
     assert status == 404, body
+
+
+async def test_a_campaign_shows_who_was_invited_and_who_replied(
+    node: Node, clock: ManualClock, fake: FakeTwilio, people: dict[str, Any]
+) -> None:
+    """The annual conference's invitations (spec §4): an SMS to the A/B customers, and the
+    supervisor sees who got one and who answered within the reply window."""
+    boss = people["api"]["boss"]
+    status, body = await boss.call("POST", "/segment-events", json={
+        "name": "2027 客户年会", "action": "sms", "segment": {"tiers": ["A", "B"]},
+        "text": "{{ name }},诚邀您参加1月15日的客户年会,回复“参加”即可报名。"})
+    assert status == 201 and body["customers"] == 2, body
+    event_id = body["id"]
+    assert await send_due_greetings(node.rt) == 2
+    sent = await wait_for_sms(fake, 2)
+    assert {m.form["To"] for m in sent} == {"+8613800138001", "+8613800138002"}
+
+    clock.set(at(11, 23, 11))
+    await reply(node, "+8613800138001", "参加,带一位同事")
+    clock.set(at(12, 20, 11))  # 27 days later: past a 14-day window
+    await reply(node, "+8613800138002", "参加")
+    status, report = await boss.call("GET", f"/segment-events/{event_id}")
+    assert status == 200, report
+    assert (report["planned"], report["sent"], report["replied"]) == (2, 2, 1)
+    assert report["reply_rate"] == 0.5
+    replied = {c["name"]: c["reply"] for c in report["customers"]}
+    assert replied == {"vip": "参加,带一位同事", "key": None}
+    status, report = await boss.call("GET", f"/segment-events/{event_id}",
+                                     params={"reply_days": 30})
+    assert status == 200 and report["replied"] == 2
+    status, _ = await people["api"]["li"].call("GET", f"/segment-events/{event_id}")
+    assert status == 403
+    status, _ = await boss.call("GET", "/segment-events/999")
+    assert status == 404
