@@ -208,6 +208,34 @@ def visit_view(v: Visit) -> dict[str, Any]:
             "booking_key": v.booking_key}
 
 
+async def create_visit(
+    session: AsyncSession, rules: Rules, *, customer_id: int, actor: User, due: datetime,
+    latest: datetime | None, owner_id: int | None, notes: str | None, reason: str | None,
+    now: datetime,
+) -> Visit:
+    """A visit by hand, agreed with the customer ("come on Tuesday afternoon"): booked at once,
+    so it needs no booking call. An agent books visits for themselves; a supervisor for anyone
+    active."""
+    customer = await get_customer(session, customer_id)
+    owner = actor.id if owner_id is None else owner_id
+    if owner != actor.id and not is_supervisor(actor):
+        raise Forbidden("an agent books visits for themselves; a supervisor for anyone")
+    if owner != actor.id:
+        user = await session.get(User, owner)
+        if user is None or not user.active:
+            raise InvalidInput(f"owner_id: no active user {owner}")
+    start, end = _window(due, latest, now, rules)
+    visit = Visit(key=f"{MANUAL_RULE}-visit:{customer.id}:{uuid.uuid4().hex}",
+                  rule_id=MANUAL_RULE, customer_id=customer.id, owner_user_id=owner,
+                  due_at=start, latest_at=end, state="booked", notes=notes, created_at=now)
+    session.add(visit)
+    await session.flush()
+    record_change(session, VISIT, visit.key, "created", actor=actor, now=now, reason=reason,
+                  before=None, after={"due": iso(start), "latest": iso(end), "owner": owner,
+                                      "state": "booked"})
+    return visit
+
+
 async def open_visit(session: AsyncSession, visit_id: int, user: User) -> Visit:
     visit = await session.get(Visit, visit_id, with_for_update=True)
     if visit is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from jinja2 import TemplateSyntaxError
@@ -21,13 +21,21 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactcenter.customer_pages import lost_between
-from contactcenter.errors import InvalidInput
+from contactcenter.errors import InvalidInput, NotFound
 from contactcenter.rules.config import Rules
 from contactcenter.rules.periodic import job_callback
 from contactcenter.rules.plan import CallbackPlan, SmsPlan, release
 from contactcenter.rules.plan import Customer as Facts
 from contactcenter.scheduler import schedule
-from contactcenter.storage.models import Customer, CustomerOwner, CustomerTag, SegmentEvent
+from contactcenter.storage.models import (
+    Conversation,
+    Customer,
+    CustomerOwner,
+    CustomerTag,
+    Message,
+    ScheduledWork,
+    SegmentEvent,
+)
 
 RULE = "segment"
 _env = SandboxedEnvironment()
@@ -100,3 +108,55 @@ async def raise_event(
                 plans.append(job_callback(RULE, r.id, str(event.id), now, within_days, category,
                                           f"{name}: {text}", rules))
         event.customers += await schedule(session, plans, now)
+
+
+async def campaign_report(session: AsyncSession, event_id: int, *, reply_days: int,
+                          limit: int) -> dict[str, Any]:
+    """Who an SMS event (a campaign such as the annual conference's invitations, spec §4) went
+    to and who answered: a customer replied when an SMS of theirs came in after the invitation
+    was sent and within `reply_days`. Derived from the scheduled items and the messages, so
+    nothing has to be recorded as replies arrive."""
+    event = await session.get(SegmentEvent, event_id)
+    if event is None:
+        raise NotFound(f"segment event {event_id} not found")
+    items = (await session.execute(
+        select(ScheduledWork.customer_id, ScheduledWork.state, ScheduledWork.done_at,
+               ScheduledWork.result)
+        .where(ScheduledWork.key.like(f"{RULE}:%:{event.id}"), ScheduledWork.kind == "sms")
+        .order_by(ScheduledWork.customer_id))).all()
+    sent = {i.customer_id: i.done_at for i in items
+            if i.state == "done" and (i.result or {}).get("message_id") is not None}
+    window = timedelta(days=reply_days)
+    replies: dict[int, tuple[datetime, str]] = {}
+    ids = sorted(sent)
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start:start + 1000]
+        for customer_id, at, body in await session.execute(
+            select(Conversation.customer_id, Message.created_at, Message.body)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(Conversation.customer_id.in_(chunk), Conversation.channel == "sms",
+                   Message.direction == "inbound", Message.created_at > min(
+                       sent[c] for c in chunk))
+            .order_by(Message.created_at)):
+            if (customer_id not in replies
+                    and sent[customer_id] < at <= sent[customer_id] + window):
+                replies[customer_id] = (at, body)
+    names = dict((await session.execute(
+        select(Customer.id, Customer.name).where(Customer.id.in_(ids[:limit])))).all())
+    return {
+        "event": {"id": event.id, "name": event.name, "action": event.action,
+                  "text": event.text, "segment": event.segment,
+                  "created_at": event.created_at.isoformat()},
+        "planned": len(items),
+        "pending": sum(1 for i in items if i.state == "pending"),
+        "skipped": sum(1 for i in items if i.state == "done" and i.customer_id not in sent),
+        "sent": len(sent),
+        "replied": len(replies),
+        "reply_rate": round(len(replies) / len(sent), 4) if sent else None,
+        "reply_days": reply_days,
+        "customers": [
+            {"customer_id": c, "name": names.get(c), "sent_at": sent[c].isoformat(),
+             "replied_at": replies[c][0].isoformat() if c in replies else None,
+             "reply": replies[c][1] if c in replies else None}
+            for c in ids[:limit]],
+    }

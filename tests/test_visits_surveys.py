@@ -21,6 +21,7 @@ from sqlalchemy import select
 from contactcenter.callbacks import run_callbacks
 from contactcenter.clock import ManualClock, utc
 from contactcenter.customers import CustomerIn, create_customer
+from contactcenter.greetings import send_due_greetings
 from contactcenter.jobs import run_once
 from contactcenter.storage.models import (
     Consent,
@@ -264,3 +265,71 @@ async def test_survey_replies(node: Node, people: dict[str, Any], clock: ManualC
     inbound = await rows(node, Message, Message.direction == "inbound")
     assert [m.body for m in inbound] == ["2 电话没人接,等了很久", "4", "thanks, all good", "5"]
     assert all(m.contact_id is not None for m in inbound)  # each went to a queue
+
+
+async def test_a_visit_booked_by_hand_is_on_the_owners_calendar_with_who_and_why(
+    node: Node, people: dict[str, Any]
+) -> None:
+    li, wu, boss = (people["api"][n] for n in ("li", "wu", "boss"))
+    when = {"due": at(11, 24, 14).isoformat(), "latest": at(11, 24, 16).isoformat()}
+    status, body = await li.call("POST", f"/customers/{people['plain']}/visits", json={
+        **when, "notes": "客户要求上门看看热水器", "reason": "customer asked on the phone"})
+    assert status == 201, body
+    visit = body["visit"]
+    assert (visit["state"], visit["owner_id"], visit["rule"]) == ("booked", people["li"],
+                                                                  "manual")
+    assert visit["booking_key"] is None  # agreed with the customer: no booking call
+    status, body = await li.call("GET", "/visits", params={"start": "2026-11-24",
+                                                            "end": "2026-11-24"})
+    assert status == 200 and [v["id"] for v in body["visits"]] == [visit["id"]], body
+    status, body = await li.call("GET", f"/visits/{visit['id']}")
+    assert status == 200, body
+    (created,) = body["changes"]
+    assert (created["action"], created["reason"]) == ("created", "customer asked on the phone")
+
+    # An agent books only for themselves; a supervisor for anyone active.
+    status, body = await wu.call("POST", f"/customers/{people['plain']}/visits",
+                                 json={**when, "owner_id": people["li"]})
+    assert status == 403, body
+    status, body = await boss.call("POST", f"/customers/{people['vip']}/visits",
+                                   json={**when, "owner_id": people["wu"]})
+    assert status == 201 and body["visit"]["owner_id"] == people["wu"], body
+    status, body = await boss.call("POST", f"/customers/{people['vip']}/visits",
+                                   json={**when, "owner_id": 98765})
+    assert status == 422 and "owner_id" in body["error"]["message"], body
+    status, body = await li.call("POST", "/customers/98765/visits", json=when)
+    assert status == 404, body
+
+
+async def test_a_campaign_shows_who_was_invited_and_who_replied(
+    node: Node, clock: ManualClock, fake: FakeTwilio, people: dict[str, Any]
+) -> None:
+    """The annual conference's invitations (spec §4): an SMS to the A/B customers, and the
+    supervisor sees who got one and who answered within the reply window."""
+    boss = people["api"]["boss"]
+    status, body = await boss.call("POST", "/segment-events", json={
+        "name": "2027 客户年会", "action": "sms", "segment": {"tiers": ["A", "B"]},
+        "text": "{{ name }},诚邀您参加1月15日的客户年会,回复“参加”即可报名。"})
+    assert status == 201 and body["customers"] == 2, body
+    event_id = body["id"]
+    assert await send_due_greetings(node.rt) == 2
+    sent = await wait_for_sms(fake, 2)
+    assert {m.form["To"] for m in sent} == {"+8613800138001", "+8613800138002"}
+
+    clock.set(at(11, 23, 11))
+    await reply(node, "+8613800138001", "参加,带一位同事")
+    clock.set(at(12, 20, 11))  # 27 days later: past a 14-day window
+    await reply(node, "+8613800138002", "参加")
+    status, report = await boss.call("GET", f"/segment-events/{event_id}")
+    assert status == 200, report
+    assert (report["planned"], report["sent"], report["replied"]) == (2, 2, 1)
+    assert report["reply_rate"] == 0.5
+    replied = {c["name"]: c["reply"] for c in report["customers"]}
+    assert replied == {"vip": "参加,带一位同事", "key": None}
+    status, report = await boss.call("GET", f"/segment-events/{event_id}",
+                                     params={"reply_days": 30})
+    assert status == 200 and report["replied"] == 2
+    status, _ = await people["api"]["li"].call("GET", f"/segment-events/{event_id}")
+    assert status == 403
+    status, _ = await boss.call("GET", "/segment-events/999")
+    assert status == 404

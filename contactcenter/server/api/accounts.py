@@ -19,7 +19,7 @@ from contactcenter.offboarding import deactivate_agent
 from contactcenter.regrade import regrade, retention_plan
 from contactcenter.rules.health import needs_retention
 from contactcenter.scheduler import schedule
-from contactcenter.segments import Segment, raise_event
+from contactcenter.segments import Segment, campaign_report, raise_event
 from contactcenter.server.api import api
 from contactcenter.server.endpoint import Call
 from contactcenter.storage.models import JobRun
@@ -128,6 +128,22 @@ class SegmentEventIn(BaseModel):
     segment: SegmentIn
     category: str = Field("explanation", description="callbacks: the content category")
     within_days: int = Field(7, ge=1, le=90, description="callbacks: due within")
+
+
+class CampaignQuery(BaseModel):
+    reply_days: int = Field(14, ge=1, le=365, description="a reply counts this long after the "
+                            "SMS was sent")
+    limit: int = Field(200, ge=1, le=5000, description="customers listed")
+
+
+@api.route("GET", "/segment-events/{event_id}", role=Role.SUPERVISOR, query=CampaignQuery,
+           summary="Who an event's SMS went to and who replied (campaigns such as the annual "
+                   "conference's invitations)")
+async def get_segment_event(call: Call) -> dict[str, Any]:
+    q: CampaignQuery = call.query
+    async with call.rt.sessions() as session:
+        return await campaign_report(session, call.params["event_id"],
+                                     reply_days=q.reply_days, limit=q.limit)
 
 
 @api.route("POST", "/segment-events", role=Role.SUPERVISOR, body=SegmentEventIn, status=201,

@@ -19,6 +19,7 @@ from contactcenter.planned_work import (
     cancel_callback,
     cancel_visit,
     create_callback,
+    create_visit,
     customer_callbacks,
     is_supervisor,
     move_callback,
@@ -62,6 +63,16 @@ class CallbackIn(Strict):
                                          "day")
     category: str = Field(description="one of the rules' selection.categories")
     purpose: str = Field(min_length=1, max_length=500, pattern=r"^[^\x00]*$")
+    reason: str | None = Field(None, max_length=2000, pattern=r"^[^\x00]*$")
+
+
+class VisitIn(Strict):
+    due: AwareDatetime = Field(description="when the visit may start")
+    latest: AwareDatetime | None = Field(None, description="default: close of business that "
+                                         "day")
+    owner_id: int | None = Field(None, description="who visits; default the caller (another "
+                                 "owner needs a supervisor)")
+    notes: str | None = Notes
     reason: str | None = Field(None, max_length=2000, pattern=r"^[^\x00]*$")
 
 
@@ -123,6 +134,19 @@ async def post_callback(call: Call) -> dict[str, Any]:
             due=b.due, latest=b.latest, category=b.category, purpose=b.purpose,
             reason=b.reason, now=_now(call))
         return {"callback": callback_view(item, None)}
+
+
+@api.route("POST", "/customers/{customer_id}/visits", role=Role.AGENT, body=VisitIn,
+           status=201, tag="visits",
+           summary="Book a visit by hand at a time agreed with the customer")
+async def post_visit(call: Call) -> dict[str, Any]:
+    b: VisitIn = call.body
+    async with call.rt.sessions.begin() as session:
+        visit = await create_visit(
+            session, call.rt.rules, customer_id=call.params["customer_id"], actor=call.actor,
+            due=b.due, latest=b.latest, owner_id=b.owner_id, notes=b.notes, reason=b.reason,
+            now=_now(call))
+        return {"visit": visit_view(visit)}
 
 
 @api.route("GET", "/customers/{customer_id}/callbacks", role=Role.AGENT, query=Page,
