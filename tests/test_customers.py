@@ -17,6 +17,7 @@ from contactcenter.customers import (
     audit_trail,
     create_customer,
     customer_card,
+    customer_cards,
     customer_history,
     find_by_email,
     find_by_phone,
@@ -611,3 +612,25 @@ async def test_audit_rows_are_customer_scoped(sm: Sessions) -> None:
         rows = (await s.scalars(select(AuditEntry).order_by(AuditEntry.id))).all()
         assert [(r.entity, r.action) for r in rows] == [("customer", "create")] * 2
         assert len(await audit_trail(s, one.id)) == 1
+
+
+async def test_cards_read_as_rows_equal_the_cards_of_the_records(sm: Sessions) -> None:
+    """`customer_cards` (the screen-pop's batched read) and `customer_card` agree on every field,
+    for a full card, a bare one and several owners."""
+    first, second = await _user(sm, "li"), await _user(sm, "wu")
+    async with sm() as s:
+        full = await create_customer(s, CustomerIn(
+            name="王芳", honorific="女士", birthday=date(1985, 3, 8), employer="好家电",
+            phones=["138 0013 8000", {"number": "010 6552 9988", "label": "office"}],
+            emails=["Wang.Fang@Example.com", "wf@example.org"], tags=["vip", "member"],
+            owner_ids=[second, first], consents={"sms-marketing": False, "email": True},
+            tier="B"), actor_id=first, now=NOW)
+        bare = await create_customer(s, CustomerIn(name="Li Wei"), actor_id=None, now=NOW)
+        await s.commit()
+        ids = [full.id, bare.id]
+    async with sm() as s:
+        cards = await customer_cards(s, [*ids, 987654])
+        expected = {cid: customer_card(await get_customer(s, cid)) for cid in ids}
+    assert cards == expected
+    assert cards[full.id]["owners"] == [first, second]  # owned since the same moment: by id
+    assert cards[bare.id]["phones"] == [] and cards[bare.id]["owners"] == []
