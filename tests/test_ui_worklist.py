@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from browser import launch, log_in, new_page, screenshot
 from harness import PASSWORD, Api, Node, add_queue, add_user, login, start_node
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Locator, Page, expect
 
 from contactcenter.callbacks import run_callbacks
 from contactcenter.clock import ManualClock, utc
@@ -71,6 +71,16 @@ async def open_page(browser: Browser, node: Node, *, locale: str = "en-GB") -> P
     return page
 
 
+async def by_hand_for(page: Page, name: str) -> Locator:
+    """Open the view's "by hand" form and pick the customer by keyboard search; the form."""
+    form = page.locator(".work-by-hand")
+    await form.locator("summary").click()
+    await form.locator("input[name=customer-q]").fill(name)
+    await form.locator("input[name=customer-q]").press("Enter")
+    await form.locator(f".picker-results button:has-text('{name}')").click()
+    return form
+
+
 async def test_a_due_callback_is_worked_from_the_script_to_no_answer_and_its_retry(
     node: Node, browser: Browser
 ) -> None:
@@ -96,11 +106,7 @@ async def test_a_due_callback_is_worked_from_the_script_to_no_answer_and_its_ret
     await expect(page.locator(".group-overdue .count")).to_have_text("0")
 
     # A callback by hand for later today, from the form under the lists.
-    form = page.locator(".work-by-hand")
-    await form.locator("summary").click()
-    await form.locator("input[name=customer-q]").fill("王芳")
-    await form.locator("input[name=customer-q]").press("Enter")
-    await form.locator(".picker-results button:has-text('王芳')").click()
+    form = await by_hand_for(page, "王芳")
     await form.locator("input[name=due]").fill("2026-11-23T16:00")
     await form.locator("input[name=category]").fill("service")
     await form.locator("input[name=purpose]").fill("Ask how the new unit works <b>")
@@ -164,11 +170,7 @@ async def test_a_visit_booked_by_hand_is_placed_in_its_day_and_its_outcome_recor
     await expect(page.locator(".week .day").first).to_have_attribute("data-day", "2026-11-23")
     await expect(page.locator(".week .day.today")).to_have_attribute("data-day", "2026-11-23")
 
-    form = page.locator(".work-by-hand")
-    await form.locator("summary").click()
-    await form.locator("input[name=customer-q]").fill("王芳")
-    await form.locator("input[name=customer-q]").press("Enter")
-    await form.locator(".picker-results button:has-text('王芳')").click()
+    form = await by_hand_for(page, "王芳")
     await form.locator("input[name=due]").fill("2026-11-26T14:00")
     await form.locator("input[name=latest]").fill("2026-11-26T16:00")
     await form.locator("input[name=notes]").fill("Bring the <script> brochure")
