@@ -5,6 +5,7 @@ import { api } from "./api.js";
 import { attachmentList, listAttachments } from "./attachments.js";
 import { CannedPicker } from "./canned.js";
 import { h, replace } from "./dom.js";
+import { contactPanels } from "./panels.js";
 import { dateTime, duration, time } from "./format.js";
 import { t } from "./i18n.js";
 import { smsSegments } from "./sms.js";
@@ -59,7 +60,9 @@ export class Workspace {
     replace(this.root,
       this.header,
       h("div", { class: "work-body" },
-        h("div", { class: "work-main" }, this.thread, this.typing, this.composer, this.actions),
+        h("div", { class: "work-main" }, this.thread, this.typing,
+          contactPanels.filter((p) => p.channel === c.channel).map((p) => p.render(entry)),
+          this.composer, this.actions),
         this.side));
     this.renderedMessages = new Set();
     this.update(entry);

@@ -10,6 +10,10 @@ import { consoleViews } from "./panels.js";
 import { forgetDirectory, loadQueues } from "./queues.js";
 import { notify, prime, ring } from "./ringer.js";
 import { AgentLink } from "./socket.js";
+// Views and workspace panels that register through panels.js.
+import "./callback-workspace.js";
+import "./worklist.js";
+import "./visits-calendar.js";
 import { store } from "./store.js";
 
 const LANG_KEY = "cc.lang"; // the login screen's language, before we know who is there

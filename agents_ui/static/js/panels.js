@@ -8,6 +8,9 @@
 //     → extra tabs in the top bar, e.g. "callbacks" for the worklist.
 //   boardSections: [{ id, render(container, stats) }] → sections below the live board.
 //   timelineSources: [async (customerId) => Node | null] → more history in the screen-pop.
+//   contactPanels: [{ channel, render(entry) → Node }] → drawn above the composer of a contact
+//     on that channel, once per workspace (e.g. the callback script and outcome form).
 export const consoleViews = [];
 export const boardSections = [];
 export const timelineSources = [];
+export const contactPanels = [];
