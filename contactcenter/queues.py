@@ -43,16 +43,20 @@ class QueueCache:
         self.ttl = ttl
         self._queues: Sequence[Queue] = ()
         self._read_at = float("-inf")
+        self._cleared = 0  # clears so far: a read that overlapped one may predate the edit
 
     async def get(self, session: AsyncSession) -> Sequence[Queue]:
-        now = time.monotonic()
-        if now - self._read_at >= self.ttl:
-            self._queues = await active_queues(session)
-            self._read_at = now
+        while time.monotonic() - self._read_at >= self.ttl:
+            started, cleared = time.monotonic(), self._cleared
+            queues = await active_queues(session)
+            if cleared == self._cleared:
+                self._queues, self._read_at = queues, started
+            # else an edit was committed while we read: read again rather than keep the old
         return self._queues
 
     def clear(self) -> None:
         self._read_at = float("-inf")
+        self._cleared += 1
 
 
 def select_queue(
