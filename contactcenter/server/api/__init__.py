@@ -15,5 +15,6 @@ from contactcenter.server.api import (  # noqa: E402, F401  (registration side e
     queues,
     stats,
     supervisor,
+    tiers,
     users,
 )
