@@ -7,7 +7,8 @@
 //   consoleViews: [{ id, label (i18n key), roles: ["agent", …], render(container) }]
 //     → extra tabs in the top bar, e.g. "callbacks" for the worklist.
 //   boardSections: [{ id, render(container, stats) }] → sections below the live board.
-//   timelineSources: [async (customerId) => Node | null] → more history in the screen-pop.
+//   timelineSources: [async (customerId, pop) => Node | null] → more history in the screen-pop
+//     (`pop` is the store entry with the offer's `timeline`, or null outside a contact).
 export const consoleViews = [];
 export const boardSections = [];
 export const timelineSources = [];
