@@ -208,8 +208,11 @@ section("tiers", "panels.tiers", ["tiers"], () => {
   const moves = [{ key: "up", label: t("panels.up") }, { key: "down", label: t("panels.down") }, { key: "first", label: t("panels.first") }];
   return h("div", { class: "tier-charts" },
     h("figure", { class: "tier-now" }, h("figcaption", {}, t("panels.tiers-now")),
-      columns(keys.map((k) => ({ label: k === "none" ? t("panels.ungraded") : k,
-        values: [{ key: `tier-${k}`, value: d.distribution[k] ?? 0, label: k }] })), { title: t("panels.tiers-now") })),
+      // The ungraded column is a dash under the bars (its name is the bar's tooltip) so the
+      // narrow column never cuts a word.
+      columns(keys.map((k) => ({ label: k === "none" ? "–" : k,
+        values: [{ key: `tier-${k}`, value: d.distribution[k] ?? 0, label: k === "none" ? t("panels.ungraded") : k }] })),
+      { title: t("panels.tiers-now") })),
     h("figure", { class: "tier-moves" }, h("figcaption", {}, t("panels.movements")),
       columns(d.months.map((m) => ({ label: monthLabel(m.month),
         values: moves.map((mv) => ({ key: mv.key, value: m[mv.key], label: mv.label })) })), { title: t("panels.movements") }),

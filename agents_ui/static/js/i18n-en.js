@@ -104,6 +104,6 @@ export const EN = {
   "panels.no-greetings": "No greetings in these days.", "panels.providers": "SMS providers",
   "panels.provider": "Provider", "panels.no-sms": "No SMS sent in these days.",
   "panels.tiers": "Customer tiers", "panels.tiers-now": "Customers per tier now",
-  "panels.ungraded": "None", "panels.movements": "Tier changes per month",
+  "panels.ungraded": "Not graded", "panels.movements": "Tier changes per month",
   "panels.up": "Up", "panels.down": "Down", "panels.first": "First graded",
 };

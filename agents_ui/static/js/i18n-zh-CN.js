@@ -104,6 +104,6 @@ export const ZH_CN = {
   "panels.no-greetings": "这些天内没有问候短信。", "panels.providers": "短信服务商",
   "panels.provider": "服务商", "panels.no-sms": "这些天内没有发送短信。",
   "panels.tiers": "客户等级", "panels.tiers-now": "当前各等级客户数",
-  "panels.ungraded": "无", "panels.movements": "每月等级变动",
+  "panels.ungraded": "未评级", "panels.movements": "每月等级变动",
   "panels.up": "升级", "panels.down": "降级", "panels.first": "首次评级",
 };
