@@ -6,30 +6,38 @@ API. These tests also take the board's screenshots in English and Chinese."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import pytest
 from browser import launch, log_in, new_page, screenshot
+from fake_twilio import ACCOUNT_SID, FakeTwilio, post_webhook, twilio_settings
 from harness import PASSWORD, Api, Node, add_queue, add_user, login, start_node
 from playwright.async_api import Browser, Dialog, Page, expect
+from sqlalchemy import select
 
 from contactcenter.clock import SystemClock, utc
 from contactcenter.storage.db import make_engine, upgrade
+from contactcenter.storage.models import Message
 
 XSS = "<img src=x onerror=alert(1)>"
+PUBLIC = "https://cc.example.com"
+SMS_FROM = "+8610000"
 
 
 @pytest.fixture
-async def node(tmp_path) -> AsyncIterator[Node]:
+async def node(tmp_path, fake: FakeTwilio) -> AsyncIterator[Node]:
     # Real time for the browser's sake (see test_ui_console.py); no background scheduler, so
     # the callbacks the events plan stay as planned and the board's counts hold still.
     url = f"sqlite+aiosqlite:///{tmp_path / 'ui.db'}"
     engine = make_engine(url)
     await upgrade(engine)
     await engine.dispose()
-    n = await start_node(url, None, "cc", clock=SystemClock(), scheduler_seconds=0)
+    # A written complaint's acknowledgement goes out by SMS through the fake Twilio.
+    n = await start_node(url, None, "cc", clock=SystemClock(), scheduler_seconds=0,
+                         sms_from=SMS_FROM, **twilio_settings(fake.url, PUBLIC))
     yield n
     await n.stop()
 
@@ -134,11 +142,31 @@ async def _board_data(node: Node, boss: Api) -> dict[str, int]:
     await _event(boss, ids["Zhao Lei"], "complaint-written",
                  {"channel": "web", "summary": "Late visit"})
     await _event(boss, ids["Zhao Lei"], "installation-completed", {})
+    # The two complaints' acknowledgements went out by SMS: Twilio reports one delivered.
+    acks = await _sent(node, 2)
+    sid = (acks[0].external_id or "").removeprefix("sms:")
+    status, _ = await post_webhook(node.url, PUBLIC, "/twilio/sms/status", {
+        "MessageSid": sid, "SmsSid": sid, "AccountSid": ACCOUNT_SID,
+        "MessageStatus": "delivered", "From": SMS_FROM})
+    assert status == 204
     # Tiers by supervisors' overrides: A and B need two owners, these have none.
     await _ok(boss, "PUT", f"/customers/{ids['Wang Fang']}/tier-override", {"tier": "A"})
     await _ok(boss, "PUT", f"/customers/{ids['Chen Jie']}/tier-override", {"tier": "B"})
     await _ok(boss, "PUT", f"/customers/{ids['Liu Yang']}/tier-override", {"tier": "C"})
     return ids
+
+
+async def _sent(node: Node, count: int) -> list[Message]:
+    """The outbound SMS, once `count` of them have left through the provider."""
+    for _ in range(200):
+        async with node.rt.sessions() as session:
+            rows = (await session.scalars(select(Message).where(
+                Message.direction == "outbound", Message.status.in_(("sent", "delivered")))
+                .order_by(Message.id))).all()
+        if len(rows) >= count:
+            return list(rows)
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"fewer than {count} SMS sent")
 
 
 async def _open_board(browser: Browser, node: Node, lang: str = "en") -> Page:
@@ -190,8 +218,13 @@ async def test_the_board_sections_show_the_api_numbers(
     link = coverage.locator(".gap-list a", has_text="Chen Jie")
     await expect(link).to_have_attribute("href", f"#customers/{ids['Chen Jie']}")
 
-    messages = board.locator('[data-section="messages"]')
-    await expect(messages).to_contain_text("No SMS sent in these days.")
+    provider = board.locator('[data-section="messages"] tr[data-provider="twilio"]')
+    await expect(provider.locator("td").nth(1)).to_have_text("2")  # sent
+    await expect(provider.locator(".rate .bar-value")).to_have_text("50%")  # delivered
+    await expect(provider.locator(".rate .seg-good")).to_have_count(1)
+    await expect(provider.locator(".rate .seg-first")).to_have_count(1)  # no report yet
+    await expect(provider.locator(".rate .seg-bad")).to_have_count(0)  # none failed
+    await expect(provider.locator(".p50")).not_to_have_text("–")  # the one delivery's latency
 
     tiers = board.locator('[data-section="tiers"]')
     now_bars = tiers.locator(".tier-now .col-group")

@@ -180,22 +180,25 @@ section("messages", "panels.greetings", ["greetings", "providers"], () => {
     byRule.set(r.rule, sum);
   }
   const rate = (got, sent) => (sent ? got / sent : null);
-  const rateBar = (got, sent) => [stackedBar([{ key: "good", value: got, label: t("panels.delivered") },
-    { key: "bad", value: sent - got, label: t("panels.not-delivered") }], sent), h("span", { class: "bar-value" }, percent(rate(got, sent)))];
+  // Delivered green, failed red, and grey for what has no report yet (it may still arrive).
+  const rateBar = (got, lost, sent) => [stackedBar([{ key: "good", value: got, label: t("panels.delivered") },
+    { key: "bad", value: lost, label: t("panels.not-delivered") },
+    { key: "first", value: Math.max(0, sent - got - lost), label: t("panels.no-report") }], sent),
+  h("span", { class: "bar-value" }, percent(rate(got, sent)))];
   return [
     h("p", { class: "muted range" }, t("panels.range", { from: data.greetings.from, to: data.greetings.to })),
     byRule.size ? h("table", { class: "panel-table greetings" },
       h("thead", {}, h("tr", {}, [t("panels.rule"), t("panels.planned"), t("panels.sent"), t("panels.failed-n"), t("panels.delivery")].map((x) => h("th", {}, x)))),
       h("tbody", {}, [...byRule.values()].map((r) => h("tr", { dataset: { rule: r.rule } },
         h("td", {}, r.rule), h("td", { class: "num" }, String(r.planned)), h("td", { class: "num" }, String(r.sent)),
-        h("td", { class: "num" }, String(r.failed)), h("td", { class: "rate" }, rateBar(r.delivered, r.sent)))))) :
+        h("td", { class: "num" }, String(r.failed)), h("td", { class: "rate" }, rateBar(r.delivered, r.failed, r.sent)))))) :
       h("p", { class: "muted" }, t("panels.no-greetings")),
     h("h4", {}, t("panels.providers")),
     data.providers.providers.length ? h("table", { class: "panel-table providers" },
       h("thead", {}, h("tr", {}, [t("panels.provider"), t("panels.sent"), t("panels.delivery"), "p50", "p95"].map((x) => h("th", {}, x)))),
       h("tbody", {}, data.providers.providers.map((p) => h("tr", { dataset: { provider: p.provider } },
         h("td", {}, p.provider), h("td", { class: "num" }, String(p.sent)),
-        h("td", { class: "rate" }, rateBar(p.delivered, p.sent)),
+        h("td", { class: "rate" }, rateBar(p.delivered, p.failed, p.sent)),
         h("td", { class: "num p50" }, duration(p.latency_p50_seconds)), h("td", { class: "num p95" }, duration(p.latency_p95_seconds)))))) :
       h("p", { class: "muted" }, t("panels.no-sms")),
   ];

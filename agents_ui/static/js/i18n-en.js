@@ -100,7 +100,7 @@ export const EN = {
   "panels.owners-of": "{n} of {min} owners", "panels.no-gaps": "Every A and B customer has enough owners.",
   "panels.greetings": "Greeting runs", "panels.rule": "Rule", "panels.planned": "Planned",
   "panels.sent": "Sent", "panels.failed-n": "Failed", "panels.delivery": "Delivered",
-  "panels.delivered": "Delivered", "panels.not-delivered": "Not delivered",
+  "panels.delivered": "Delivered", "panels.not-delivered": "Not delivered", "panels.no-report": "No report yet",
   "panels.no-greetings": "No greetings in these days.", "panels.providers": "SMS providers",
   "panels.provider": "Provider", "panels.no-sms": "No SMS sent in these days.",
   "panels.tiers": "Customer tiers", "panels.tiers-now": "Customers per tier now",

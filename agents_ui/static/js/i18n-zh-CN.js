@@ -100,7 +100,7 @@ export const ZH_CN = {
   "panels.owners-of": "负责人 {n}/{min}", "panels.no-gaps": "所有 A、B 类客户的负责人都已足够。",
   "panels.greetings": "问候短信批次", "panels.rule": "规则", "panels.planned": "计划",
   "panels.sent": "已发送", "panels.failed-n": "失败", "panels.delivery": "送达",
-  "panels.delivered": "已送达", "panels.not-delivered": "未送达",
+  "panels.delivered": "已送达", "panels.not-delivered": "未送达", "panels.no-report": "尚无回执",
   "panels.no-greetings": "这些天内没有问候短信。", "panels.providers": "短信服务商",
   "panels.provider": "服务商", "panels.no-sms": "这些天内没有发送短信。",
   "panels.tiers": "客户等级", "panels.tiers-now": "当前各等级客户数",
