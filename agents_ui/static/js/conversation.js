@@ -10,7 +10,7 @@ import { dateTime, duration, time } from "./format.js";
 import { t } from "./i18n.js";
 import { smsSegments } from "./sms.js";
 import { store } from "./store.js";
-import { channelLabel, customerCard, timeline, tierBadge } from "./screenpop.js";
+import { channelLabel, customerCard, extraHistory, timeline, tierBadge } from "./screenpop.js";
 import { transferForm } from "./transfer.js";
 import { wrapupForm } from "./wrapup.js";
 
@@ -178,6 +178,7 @@ export class Workspace {
     if (!this.sideBuilt) {
       replace(this.side, customerCard(entry.customer), timeline(entry.history));
       this.sideBuilt = true;
+      extraHistory(entry.customer?.id, entry).then((sections) => this.side.append(...sections));
     }
   }
 

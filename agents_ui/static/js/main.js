@@ -15,6 +15,8 @@ import "./callback-workspace.js";
 import "./worklist.js";
 import "./visits-calendar.js";
 import { store } from "./store.js";
+import "./timeline-parts.js"; // registers in panels.js
+import "./board-panels.js"; // registers in panels.js
 
 const LANG_KEY = "cc.lang"; // the login screen's language, before we know who is there
 const app = {
@@ -40,7 +42,7 @@ function onAgentFrame(frame) {
       if (frame.reason === "missed-offers" || frame.reason === "requested") app.wantStatus = frame.status;
       break;
     case "offer": {
-      const entry = store.upsert({ contact: frame.contact, customer: frame.customer, history: frame.history });
+      const entry = store.upsert({ contact: frame.contact, customer: frame.customer, history: frame.history, timeline: frame.timeline });
       notify(t("offer.incoming", { channel: t(`channel.${frame.contact.channel}`) }),
         `${entry.customer.name} — ${frame.contact.subject || frame.contact.body || ""}`.slice(0, 140),
         `offer-${frame.contact.id}`);
@@ -157,7 +159,9 @@ function languagePicker() {
 }
 
 // -- views --------------------------------------------------------------------------------------
-function show(id) {
+// `#customers/42` opens that customer (the board links its lists there).
+function show(hash) {
+  let [id, arg] = hash.split("/");
   const ids = navItems().map(([v]) => v);
   if (!ids.includes(id)) id = store.me.role === "agent" ? "console" : "board";
   app.current = id;
@@ -172,6 +176,7 @@ function show(id) {
     view = app.views[id] = { root: box };
   }
   replace($("#view"), view.root);
+  if (id === "customers" && Number(arg) > 0) view.open(Number(arg));
   renderNav();
   renderStatus();
 }

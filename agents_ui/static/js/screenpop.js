@@ -72,12 +72,13 @@ export function timeline(history, { limit = 20 } = {}) {
     items.length ? h("ol", {}, items.map(historyItem)) : h("p", { class: "muted" }, t("history.none")));
 }
 
-// Other kinds of history (callbacks, visits, complaints…) come from sources registered in
-// panels.js; each gives a titled list for the customer. None are registered yet.
-export async function extraHistory(customerId) {
+// Other kinds of history (purchases, repairs, complaints…) come from sources registered in
+// panels.js; each gives a titled list for the customer, from the screen-pop (`pop`, when
+// there is one) or its own API.
+export async function extraHistory(customerId, pop = null) {
   const sections = [];
   for (const source of timelineSources) {
-    try { sections.push(await source(customerId)); } catch { /* one source failing hides only itself */ }
+    try { sections.push(await source(customerId, pop)); } catch { /* one source failing hides only itself */ }
   }
   return sections.filter(Boolean);
 }

@@ -28,6 +28,7 @@ export const store = {
     entry.contact = { ...(known?.contact || {}), ...pop.contact };
     entry.customer = pop.customer || entry.customer;
     entry.history = pop.history || entry.history || [];
+    entry.timeline = pop.timeline || entry.timeline || {};
     this.contacts.set(id, entry);
     if (this.selected === null && entry.contact.state !== "offered") this.selected = id;
     return entry;

@@ -19,5 +19,6 @@ from contactcenter.server.api import (  # noqa: E402, F401  (registration side e
     queues,
     stats,
     supervisor,
+    tiers,
     users,
 )
