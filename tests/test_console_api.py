@@ -230,6 +230,45 @@ async def test_a_supervisor_reads_a_live_contact_an_agent_does_not_hold(
     await agent.close()
 
 
+async def test_a_supervisor_reassigns_a_live_contact_to_another_agent_or_queue(
+    node: Node, staff: dict[str, Api]
+) -> None:
+    li, contact_id = await held_contact(staff)
+    _, wu_me = await staff["wu"].call("GET", "/me")
+    wu = await Agent.connect(node, await login(node, "wu"), wu_me["id"])
+    await wu.available()
+    boss = staff["boss"]
+    for bad, code in (({}, 422), ({"agent_id": wu_me["id"], "queue_id": 1}, 422),
+                      ({"agent_id": 98765}, 422), ({"queue_id": 98765}, 422)):
+        status, body = await boss.call("POST", f"/contacts/{contact_id}/reassign", json=bad)
+        assert status == code, (bad, body)
+    status, _ = await staff["li"].call("POST", f"/contacts/{contact_id}/reassign",
+                                       json={"agent_id": wu_me["id"]})
+    assert status == 403  # an agent transfers over the socket; reassigning is a supervisor's
+
+    status, body = await boss.call("POST", f"/contacts/{contact_id}/reassign",
+                                   json={"agent_id": wu_me["id"]})
+    assert status == 202, body
+    await li.expect("contact", contact__id=contact_id, contact__state="queued")
+    await wu.expect("offer", contact__id=contact_id)
+    await wu.send(type="accept", contact_id=contact_id)
+    await wu.expect("contact", contact__id=contact_id, contact__state="active")
+    _, detail = await boss.call("GET", f"/contacts/{contact_id}")
+    assert detail["contact"]["agent_id"] == wu_me["id"]
+    assert "transferred" in [e["kind"] for e in detail["events"]]
+
+    status, body = await boss.call("POST", f"/contacts/{contact_id}/reassign",
+                                   json={"agent_id": wu_me["id"]})
+    assert status == 409, body  # already with wu
+    await wu.send(type="end", contact_id=contact_id)
+    await wu.expect("contact", contact__id=contact_id, contact__state="wrapup")
+    status, body = await boss.call("POST", f"/contacts/{contact_id}/reassign",
+                                   json={"agent_id": wu_me["id"]})
+    assert status == 409 and "wrapup" in body["error"]["message"], body
+    await li.close()
+    await wu.close()
+
+
 EVIL_HTML = b"<script>alert(document.cookie)</script>"
 
 

@@ -301,6 +301,13 @@ async def test_a_supervisor_watches_a_live_sms_read_only_and_reassigns_the_owner
     await workspace.locator("textarea.reply").fill("Yes — send me the new one.")
     await workspace.locator("textarea.reply").press("Control+Enter")
     await expect(panel.locator(".msg.out .body")).to_have_text("Yes — send me the new one.")
+
+    # The supervisor sends it back to its queue, on the agent's behalf.
+    await panel.locator("button.reassign").click()
+    await panel.locator("form.transfer select").select_option(index=0)
+    await panel.locator("form.transfer button[type=submit]").click()
+    await expect(panel.locator("[role=status]")).to_contain_text("Reassigned")
+    await expect(panel.locator(".watch-head")).not_to_contain_text("Active")
     await panel.locator("button.close-watch").click()
     await expect(panel).to_be_hidden()
 

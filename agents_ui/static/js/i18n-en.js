@@ -37,7 +37,7 @@ export const EN = {
   "note.label": "Private note · not sent to the customer", "note.add": "Add as note",
   "note.hint": "Keep this text as a private note on the contact",
   "canned.pick": "Canned response…",
-  "watch.title": "Live conversations", "watch.open": "Watch", "watch.close": "Stop watching",
+  "watch.title": "Live conversations", "watch.reassign": "Reassign…", "watch.reassigned": "Reassigned: it leaves this agent now.", "watch.open": "Watch", "watch.close": "Stop watching",
   "watch.none": "No chat or SMS is being worked now.", "watch.read-only": "read-only",
   "owner.reassign": "Reassign owner", "owner.set": "Make owner", "owner.none": "No owner",
   "attachment.download": "Download", "size.bytes": "{n} B", "size.kb": "{n} KB", "size.mb": "{n} MB",

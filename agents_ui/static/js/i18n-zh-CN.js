@@ -37,7 +37,7 @@ export const ZH_CN = {
   "note.label": "内部备注 · 不会发送给客户", "note.add": "添加为备注",
   "note.hint": "将此内容保存为联系记录的内部备注",
   "canned.pick": "常用回复…",
-  "watch.title": "进行中的会话", "watch.open": "旁听", "watch.close": "停止旁听",
+  "watch.title": "进行中的会话", "watch.reassign": "改派…", "watch.reassigned": "已改派:会话将离开该坐席。", "watch.open": "旁听", "watch.close": "停止旁听",
   "watch.none": "当前没有进行中的在线聊天或短信。", "watch.read-only": "只读",
   "owner.reassign": "更换负责人", "owner.set": "设为负责人", "owner.none": "无负责人",
   "attachment.download": "下载", "size.bytes": "{n} 字节", "size.kb": "{n} KB", "size.mb": "{n} MB",

@@ -7,6 +7,7 @@ import { time } from "./format.js";
 import { t } from "./i18n.js";
 import { loadDirectory, userName } from "./queues.js";
 import { channelLabel } from "./screenpop.js";
+import { transferForm } from "./transfer.js";
 
 const WATCHED = new Set(["chat", "sms"]);
 const LIST_EVERY_MS = 5000;
@@ -51,8 +52,11 @@ export class LiveContacts {
     this.watching = id;
     this.thread = h("ol", { class: "thread", "aria-live": "polite" });
     this.head = h("div", { class: "watch-head" });
-    replace(this.panel, this.head, this.thread,
+    this.notice = h("p", { class: "muted", role: "status" });
+    this.actions = h("div", { class: "watch-actions" },
+      h("button", { class: "reassign", onclick: () => this.reassign() }, t("watch.reassign")),
       h("button", { class: "close-watch", onclick: () => this.close() }, t("watch.close")));
+    replace(this.panel, this.head, this.thread, this.notice, this.actions);
     this.panel.hidden = false;
     this.poll();
     this.timer = setInterval(() => this.poll(), WATCH_EVERY_MS);
@@ -64,6 +68,7 @@ export class LiveContacts {
     try { data = await api.get(`/contacts/${id}`); } catch { return; }
     if (id !== this.watching) return;
     const c = data.contact;
+    this.contact = c;
     replace(this.head, h("strong", {}, c.from || "–"), " ", h("span", { class: "chip" }, channelLabel(c.channel)),
       " ", h("span", { class: `chip state-${c.state}` }, t(`state.${c.state}`)),
       " ", h("span", { class: "muted" }, t("watch.read-only")));
@@ -72,6 +77,23 @@ export class LiveContacts {
       this.thread.append(messageItem(c, m));
     }
     this.thread.scrollTop = this.thread.scrollHeight;
+  }
+
+  // The transfer form an agent uses, sent as the supervisor's reassign request.
+  async reassign() {
+    const id = this.watching;
+    const shown = () => replace(this.actions,
+      h("button", { class: "reassign", onclick: () => this.reassign() }, t("watch.reassign")),
+      h("button", { class: "close-watch", onclick: () => this.close() }, t("watch.close")));
+    const form = await transferForm({ contact: this.contact }, async ({ type: _type, contact_id: _id, ...target }) => {
+      try {
+        await api.post(`/contacts/${id}/reassign`, target);
+        this.notice.textContent = t("watch.reassigned");
+      } catch (e) {
+        this.notice.textContent = e.message;
+      }
+    }, shown);
+    if (id === this.watching) replace(this.actions, form);
   }
 
   close() {

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from contactcenter.contacts import Inbound, message_public, take_in
 from contactcenter.domain import Channel, ContactState, Role
-from contactcenter.errors import Conflict, Forbidden, NotFound
+from contactcenter.errors import Conflict, Forbidden, InvalidInput, NotFound
 from contactcenter.screenpop import contact_summary
 from contactcenter.server.api import api
 from contactcenter.server.endpoint import Call
@@ -113,4 +113,41 @@ async def abandon(call: Call) -> dict[str, Any]:
     if ContactState(contact.state).is_final:
         raise Conflict(f"contact {contact.id} is already {contact.state}")
     await call.rt.broker.submit({"op": "customer_left", "contact_id": contact.id})
+    return {"accepted": True}
+
+
+class ReassignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    queue_id: int | None = Field(None, description="back to waiting in this queue")
+    agent_id: int | None = Field(None, description="offered to this agent only")
+
+
+@api.route("POST", "/contacts/{contact_id}/reassign", role=Role.SUPERVISOR, body=ReassignIn,
+           status=202, summary="Move a contact an agent is working to another queue or agent "
+                               "(a transfer on the agent's behalf)")
+async def reassign(call: Call) -> dict[str, Any]:
+    b: ReassignIn = call.body
+    if (b.queue_id is None) == (b.agent_id is None):
+        raise InvalidInput("give exactly one of queue_id and agent_id")
+    async with call.rt.sessions() as session:
+        contact = await session.get(Contact, call.params["contact_id"])
+        if contact is None:
+            raise NotFound(f"no contact {call.params['contact_id']}")
+        if contact.state != ContactState.ACTIVE.value or contact.agent_id is None:
+            raise Conflict(f"contact {contact.id} is {contact.state}: only one an agent is "
+                           "working can be reassigned", state=contact.state)
+        if b.agent_id is not None:
+            target = await session.get(User, b.agent_id)
+            if target is None or not target.active:
+                raise InvalidInput(f"agent_id: no active user {b.agent_id}")
+            if target.id == contact.agent_id:
+                raise Conflict(f"contact {contact.id} is already with agent {target.id}")
+        elif b.queue_id not in {q.id for q in await call.rt.queue_cache.get(session)}:
+            raise InvalidInput(f"queue_id: no active queue {b.queue_id}")
+    # The router refuses what no longer holds when it gets there (the agent ended meanwhile, the
+    # queue is full); the holding agent is told, and the board shows where the contact is.
+    await call.rt.broker.submit({"op": "transfer", "agent_id": contact.agent_id,
+                                 "contact_id": contact.id, "to_queue_id": b.queue_id,
+                                 "to_agent_id": b.agent_id})
     return {"accepted": True}
