@@ -141,8 +141,8 @@ async def campaign_report(session: AsyncSession, event_id: int, *, reply_days: i
     ids = sorted(sent)
     for start in range(0, len(ids), 1000):
         chunk = ids[start:start + 1000]
-        for customer_id, at, body in await session.execute(
-            select(Conversation.customer_id, Message.created_at, Message.body)
+        for customer_id, at, body, meta in await session.execute(
+            select(Conversation.customer_id, Message.created_at, Message.body, Message.meta)
             .join(Conversation, Conversation.id == Message.conversation_id)
             .where(Conversation.customer_id.in_(chunk), Conversation.channel == channel,
                    Message.direction == "inbound", Message.created_at > min(
@@ -150,7 +150,8 @@ async def campaign_report(session: AsyncSession, event_id: int, *, reply_days: i
             .order_by(Message.created_at)):
             if (customer_id not in replies
                     and sent[customer_id] < at <= sent[customer_id] + window):
-                replies[customer_id] = (at, body)
+                # An email's answer without the invitation it quotes (channels/mail_parse.py).
+                replies[customer_id] = (at, (meta or {}).get("visible") or body)
     names = dict((await session.execute(
         select(Customer.id, Customer.name).where(Customer.id.in_(ids[:limit])))).all())
     described: dict[str, Any] = {"id": event.id, "name": event.name, "action": event.action,

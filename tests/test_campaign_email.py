@@ -137,7 +137,8 @@ async def test_the_invitation_goes_out_once_and_the_reply_is_reported(
     assert ours.external_id == f"email:{invitation.header('Message-ID').strip('<>')}"
 
     clock.set(MONDAY + timedelta(hours=3))
-    answer = mail("Re: Acme 2027 客户年会邀请", "参加,带一位同事",
+    quoted = "在2026年11月23日 10:00,Acme 写道:\n> " + invitation.text
+    answer = mail("Re: Acme 2027 客户年会邀请", "参加,带一位同事\n\n" + quoted,
                   sender="Wang <wang@example.cn>", to=invitation.header("Reply-To"),
                   in_reply_to=invitation.header("Message-ID"))
     refused = await send_mail(node, answer, mail_from="wang@example.cn",
