@@ -42,12 +42,17 @@ def check_event_data(kind: str, data: dict[str, Any]) -> None:
             raise InvalidInput(f"data.promised_duration: {e}") from None
 
 
+def opted_out(customer: Customer, purpose: str) -> bool:
+    """Whether the customer withdrew consent for `purpose` (e.g. sms-marketing)."""
+    return any(c.purpose == purpose and not c.granted for c in customer.consents)
+
+
 def facts(customer: Customer) -> Facts:
-    opted_out = any(c.purpose == "sms-marketing" and not c.granted for c in customer.consents)
     return Facts(id=customer.id, tier=customer.effective_tier or UNGRADED,
                  timezone=customer.timezone,
                  language=customer.language, birthday=customer.birthday,
-                 tags=frozenset(t.tag for t in customer.tags), marketing_opt_out=opted_out)
+                 tags=frozenset(t.tag for t in customer.tags),
+                 marketing_opt_out=opted_out(customer, "sms-marketing"))
 
 
 async def record_event(

@@ -13,7 +13,6 @@ from collections import defaultdict
 from collections.abc import Callable
 from datetime import date, datetime
 
-from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -21,6 +20,7 @@ from contactcenter.clock import utc
 from contactcenter.events import facts
 from contactcenter.offboarding import NEW_OWNER_RULE
 from contactcenter.outbound import Outgoing, send_automatic, store_automatic_sms
+from contactcenter.personal_text import render_for
 from contactcenter.rules.config import Rules
 from contactcenter.rules.plan import UNGRADED, greetings_on, release
 from contactcenter.rules.plan import Customer as Facts
@@ -37,7 +37,6 @@ OPT_OUT_PURPOSE = "sms-marketing"
 # Service messages, not greetings or campaigns: an opt-out does not stop them (spec §9).
 SERVICE_RULES = frozenset({NEW_OWNER_RULE})
 log = logging.getLogger(__name__)
-_env = SandboxedEnvironment()
 
 
 async def _facts(session: AsyncSession, after_id: int, batch: int) -> list[Facts]:
@@ -105,9 +104,8 @@ async def send_due_greetings(rt: Runtime) -> int:
         if allowed > now:
             item.due_at = allowed
             return None
-        body = _env.from_string(item.payload["template"]).render(
-            name=customer.honorific or customer.name, company=rt.settings.company_name,
-            **item.payload.get("values", {}))
+        body = render_for(item.payload["template"], customer, rt.settings.company_name,
+                          item.payload.get("values"))
         out = await store_automatic_sms(
             session, rt, customer, to=customer.phones[0].number, body=body, now=now,
             meta={"automatic": "greeting" if item.rule_id not in SERVICE_RULES else "service",

@@ -2,9 +2,10 @@
 visits once a day and the greetings of today and tomorrow, run the periodic account jobs
 (regrade, health sweep, selections) once per period across nodes, check repairs past their
 promised time, take in visits whose booking call is due, turn due callbacks into contacts, send
-due greetings, satisfaction surveys and complaint acknowledgements, escalate complaints whose
-step missed its deadline. Every node may run it: planning is keyed, claiming skips what another
-node holds and an escalation is a conditional update, so each piece of work happens once."""
+due greetings, campaign emails, satisfaction surveys and complaint acknowledgements, escalate
+complaints whose step missed its deadline. Every node may run it: planning is keyed, claiming
+skips what another node holds and an escalation is a conditional update, so each piece of work
+happens once."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from contactcenter.callbacks import run_callbacks
+from contactcenter.campaign_email import send_due_campaign_email
 from contactcenter.clock import utc
 from contactcenter.complaint_acks import send_due_acks
 from contactcenter.complaints import escalate_overdue
@@ -49,6 +51,7 @@ async def run_once(rt: Runtime, planned: Planned,
     await take_in_due_visits(rt)  # before the callbacks: their booking calls are callbacks
     await run_callbacks(rt)
     await send_due_greetings(rt)
+    await send_due_campaign_email(rt)
     await send_due_surveys(rt)
     await send_due_acks(rt)
     await escalate_overdue(rt)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -87,8 +88,19 @@ async def store_automatic_sms(session: AsyncSession, rt: Runtime, customer: Cust
                               ) -> Outgoing:
     """An SMS the server sends on its own (a greeting, a survey), stored as a closed
     conversation of its own; send it with `send_automatic` once the transaction commits."""
-    conversation = Conversation(customer_id=customer.id, channel="sms", status="closed",
-                                created_at=now, last_message_at=now)
+    return await store_automatic(session, customer, channel="sms", to=to,
+                                 via=rt.settings.sms_from, body=body, meta=meta, now=now)
+
+
+async def store_automatic(session: AsyncSession, customer: Customer, *, channel: str, to: str,
+                          via: str | None, body: str, meta: dict[str, Any], now: datetime,
+                          subject: str | None = None) -> Outgoing:
+    """A message the server sends on its own on `channel`, stored as a closed conversation of
+    its own; send it with `send_automatic` once the transaction commits. An email conversation
+    gets a token: the `reply+<token>@` Reply-To threads the customer's answer back into it."""
+    conversation = Conversation(customer_id=customer.id, channel=channel, status="closed",
+                                subject=subject, created_at=now, last_message_at=now,
+                                token=secrets.token_hex(10) if channel == "email" else None)
     session.add(conversation)
     await session.flush()
     message = Message(conversation_id=conversation.id, direction="outbound", body=body,
@@ -96,18 +108,19 @@ async def store_automatic_sms(session: AsyncSession, rt: Runtime, customer: Cust
     session.add(message)
     await session.flush()
     return Outgoing(message_id=message.id, contact_id=None, conversation_id=conversation.id,
-                    channel="sms", to=to, via=rt.settings.sms_from, body=body, subject=None,
-                    language=customer.language, conversation_token=None)
+                    channel=channel, to=to, via=via, body=body, subject=subject,
+                    language=customer.language, conversation_token=conversation.token,
+                    meta=meta)
 
 
 def send_automatic(rt: Runtime, ready: list[Outgoing]) -> None:
-    """Send committed automatic SMS in the background, each with the usual retries."""
-    sender = rt.senders.get("sms")
-    if sender is None:
-        return
+    """Send committed automatic messages in the background, each on its channel with the usual
+    retries."""
     for out in ready:
-        rt.spawn(send_with_retries(rt, out.message_id, "sms",
-                                   lambda out=out: sender.send(rt, out)))
+        sender = rt.senders.get(out.channel)
+        if sender is not None:
+            rt.spawn(send_with_retries(rt, out.message_id, out.channel,
+                                       lambda out=out, sender=sender: sender.send(rt, out)))
 
 
 async def send_message(rt: Runtime, message_id: int) -> None:

@@ -121,10 +121,13 @@ class SegmentEventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200, description="e.g. 'price change 2026-12'")
-    action: Literal["callback", "sms"]
-    text: str = Field(min_length=1, max_length=1000,
-                      description="the SMS (may use {{ name }}, {{ company }}) or the "
+    action: Literal["callback", "sms", "email"]
+    text: str = Field(min_length=1, max_length=10000,
+                      description="the SMS or email (may use {{ name }}, {{ company }}) or the "
                                   "callback's purpose")
+    subject: str | None = Field(None, max_length=200,
+                                description="email: the subject (required; may use the same "
+                                            "placeholders)")
     segment: SegmentIn
     category: str = Field("explanation", description="callbacks: the content category")
     within_days: int = Field(7, ge=1, le=90, description="callbacks: due within")
@@ -132,13 +135,13 @@ class SegmentEventIn(BaseModel):
 
 class CampaignQuery(BaseModel):
     reply_days: int = Field(14, ge=1, le=365, description="a reply counts this long after the "
-                            "SMS was sent")
+                            "SMS or email was sent")
     limit: int = Field(200, ge=1, le=5000, description="customers listed")
 
 
 @api.route("GET", "/segment-events/{event_id}", role=Role.SUPERVISOR, query=CampaignQuery,
-           summary="Who an event's SMS went to and who replied (campaigns such as the annual "
-                   "conference's invitations)")
+           summary="Who an event's SMS or email went to and who replied (campaigns such as "
+                   "the annual conference's invitations)")
 async def get_segment_event(call: Call) -> dict[str, Any]:
     q: CampaignQuery = call.query
     async with call.rt.sessions() as session:
@@ -147,8 +150,8 @@ async def get_segment_event(call: Call) -> dict[str, Any]:
 
 
 @api.route("POST", "/segment-events", role=Role.SUPERVISOR, body=SegmentEventIn, status=201,
-           summary="Raise a mandatory-contact event: one callback or SMS per customer of a "
-                   "segment, exactly once")
+           summary="Raise a mandatory-contact event: one callback, SMS or email per customer "
+                   "of a segment, exactly once")
 async def post_segment_event(call: Call) -> dict[str, Any]:
     b: SegmentEventIn = call.body
     async with call.rt.sessions.begin() as session:
@@ -156,6 +159,6 @@ async def post_segment_event(call: Call) -> dict[str, Any]:
             session, call.rt.rules, name=b.name, action=b.action, text=b.text,
             segment=Segment(b.segment.tiers, b.segment.tags, b.segment.owner_id),
             category=b.category, within_days=b.within_days, actor_id=call.actor.id,
-            now=utc(call.rt.clock.now()))
+            now=utc(call.rt.clock.now()), subject=b.subject)
         return {"id": event.id, "name": event.name, "action": event.action,
                 "segment": event.segment, "customers": event.customers}
