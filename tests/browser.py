@@ -10,7 +10,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from harness import Node, start_node
 from playwright.async_api import Browser, Page, async_playwright
+
+from contactcenter.clock import Clock
+from contactcenter.storage.db import make_engine, upgrade
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The committed screenshots are rewritten only when asked (CC_UPDATE_SCREENSHOTS=1), so a test
@@ -29,11 +33,12 @@ def require_chromium() -> None:
     pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
 
 
-# Uncaught JavaScript errors of every page of a test; `launch` fails the test on any.
+# Uncaught JavaScript errors of every page of a test; the `browser` fixture fails the test on any.
 PAGE_ERRORS: list[str] = []
 
 
-async def launch() -> AsyncIterator[Browser]:
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
     require_chromium()
     PAGE_ERRORS.clear()
     async with async_playwright() as pw:
@@ -44,6 +49,16 @@ async def launch() -> AsyncIterator[Browser]:
         yield browser
         await browser.close()
     assert PAGE_ERRORS == [], f"JavaScript errors in the console: {PAGE_ERRORS}"
+
+
+async def embedded_node(tmp_path: Path, clock: Clock, **settings: object) -> Node:
+    """The server the browser talks to. The browser tests are about the browser: the embedded
+    backend is enough (the server's own tests run every flow on PostgreSQL and Redis too)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'ui.db'}"
+    engine = make_engine(url)
+    await upgrade(engine)
+    await engine.dispose()
+    return await start_node(url, None, "cc", clock=clock, **settings)
 
 
 async def new_page(browser: Browser, base_url: str, *, locale: str = "en-GB",

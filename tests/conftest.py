@@ -15,11 +15,15 @@ from urllib.parse import urlparse
 
 import pytest
 from fake_twilio import FakeTwilio
+from smtp_relay import Relay
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contactcenter.storage.db import make_engine, upgrade
 from contactcenter.storage.models import Base
+
+# The `browser` fixture of the console tests lives with its helpers.
+pytest_plugins = ["browser"]
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_URL = os.environ.get("CC_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -113,3 +117,12 @@ async def fake() -> AsyncIterator[FakeTwilio]:
     await twilio.start()
     yield twilio
     await twilio.stop()
+
+
+@pytest.fixture
+async def relay() -> AsyncIterator[Relay]:
+    """A local SMTP relay (tests/smtp_relay.py) that records the mail our server sends."""
+    r = Relay()
+    await r.start()
+    yield r
+    await r.stop()

@@ -14,8 +14,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from harness import Api, Node, add_queue, add_user, login, start_node
+from smtp_relay import Relay
 from sqlalchemy import select
-from test_channel_mail import Relay, mail, send_mail
+from test_channel_mail import mail, send_mail
 
 from contactcenter.clock import ManualClock, utc
 from contactcenter.customers import CustomerIn, create_customer
@@ -31,14 +32,6 @@ SUPPORT = f"support@{DOMAIN}"
 @pytest.fixture
 async def clock() -> ManualClock:
     return ManualClock(MONDAY)
-
-
-@pytest.fixture
-async def relay() -> AsyncIterator[Relay]:
-    r = Relay()
-    await r.start()
-    yield r
-    await r.stop()
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import pytest
 from conftest import REDIS_URL
 from fake_twilio import FakeTwilio, twilio_settings
 from harness import Api, Node, add_user, login, start_node
+from smtp_relay import Relay
 from sqlalchemy import func, select
-from test_channel_mail import Relay
 
 from contactcenter.clock import ManualClock, utc
 from contactcenter.complaints import escalate_overdue, open_complaint
@@ -31,14 +31,6 @@ PUBLIC = "https://cc.example.com"
 @pytest.fixture
 async def clock() -> ManualClock:
     return ManualClock(MONDAY)
-
-
-@pytest.fixture
-async def relay() -> AsyncIterator[Relay]:
-    r = Relay()
-    await r.start()
-    yield r
-    await r.stop()
 
 
 @pytest.fixture

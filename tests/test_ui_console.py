@@ -11,16 +11,15 @@ from collections.abc import AsyncIterator
 from datetime import date, timedelta
 
 import pytest
-from browser import launch, log_in, new_page, screenshot
+from browser import embedded_node, log_in, new_page, screenshot
 from fake_twilio import ACCOUNT_SID, FakeTwilio, post_webhook, twilio_settings
-from harness import PASSWORD, Api, Node, add_queue, add_user, login, start_node
+from harness import PASSWORD, Api, Node, add_queue, add_user, login
 from playwright.async_api import Browser, Dialog, Locator, Page, expect
 from sqlalchemy import select
 
 from contactcenter.clock import SystemClock, utc
 from contactcenter.contacts import AttachmentIn, Inbound, take_in
 from contactcenter.customers import CustomerIn, create_customer
-from contactcenter.storage.db import make_engine, upgrade
 from contactcenter.storage.models import CannedResponse, Contact
 
 PUBLIC = "https://cc.example.com"
@@ -33,22 +32,10 @@ MESSAGES_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
 async def node(tmp_path, fake: FakeTwilio) -> AsyncIterator[Node]:
     # The browser counts offers down against its own clock, so the server runs on real time
     # here; offers wait long enough that a slow machine never sees one expire.
-    # The browser tests are about the browser: the embedded backend is enough (the server's
-    # own tests run every flow on PostgreSQL and Redis too).
-    url = f"sqlite+aiosqlite:///{tmp_path / 'ui.db'}"
-    engine = make_engine(url)
-    await upgrade(engine)
-    await engine.dispose()
-    n = await start_node(url, None, "cc", clock=SystemClock(),
-                         **twilio_settings(fake.url, PUBLIC), send_retry_seconds=[0.05, 0.05])
+    n = await embedded_node(tmp_path, SystemClock(), **twilio_settings(fake.url, PUBLIC),
+                            send_retry_seconds=[0.05, 0.05])
     yield n
     await n.stop()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async for b in launch():
-        yield b
 
 
 async def seed(node: Node) -> int:

@@ -12,14 +12,13 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import pytest
-from browser import launch, log_in, new_page, screenshot
+from browser import embedded_node, log_in, new_page, screenshot
 from fake_twilio import ACCOUNT_SID, FakeTwilio, post_webhook, twilio_settings
-from harness import PASSWORD, Api, Node, add_queue, add_user, login, start_node
+from harness import PASSWORD, Api, Node, add_queue, add_user, login
 from playwright.async_api import Browser, Dialog, Page, expect
 from sqlalchemy import select
 
 from contactcenter.clock import SystemClock, utc
-from contactcenter.storage.db import make_engine, upgrade
 from contactcenter.storage.models import Message
 
 XSS = "<img src=x onerror=alert(1)>"
@@ -31,21 +30,11 @@ SMS_FROM = "+8610000"
 async def node(tmp_path, fake: FakeTwilio) -> AsyncIterator[Node]:
     # Real time for the browser's sake (see test_ui_console.py); no background scheduler, so
     # the callbacks the events plan stay as planned and the board's counts hold still.
-    url = f"sqlite+aiosqlite:///{tmp_path / 'ui.db'}"
-    engine = make_engine(url)
-    await upgrade(engine)
-    await engine.dispose()
     # A written complaint's acknowledgement goes out by SMS through the fake Twilio.
-    n = await start_node(url, None, "cc", clock=SystemClock(), scheduler_seconds=0,
-                         sms_from=SMS_FROM, **twilio_settings(fake.url, PUBLIC))
+    n = await embedded_node(tmp_path, SystemClock(), scheduler_seconds=0, sms_from=SMS_FROM,
+                            **twilio_settings(fake.url, PUBLIC))
     yield n
     await n.stop()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async for b in launch():
-        yield b
 
 
 @pytest.fixture

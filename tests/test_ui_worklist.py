@@ -13,14 +13,13 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from browser import launch, log_in, new_page, screenshot
-from harness import PASSWORD, Api, Node, add_queue, add_user, login, start_node
+from browser import embedded_node, log_in, new_page, screenshot
+from harness import PASSWORD, Api, Node, add_queue, add_user, login
 from playwright.async_api import Browser, Locator, Page, expect
 
 from contactcenter.callbacks import run_callbacks
 from contactcenter.clock import ManualClock, utc
 from contactcenter.customers import CustomerIn, create_customer
-from contactcenter.storage.db import make_engine, upgrade
 
 SH = ZoneInfo("Asia/Shanghai")
 MON = datetime(2026, 11, 23, 10, tzinfo=SH)  # a Monday, 10:00 in Shanghai (the company's zone)
@@ -36,21 +35,11 @@ async def node(tmp_path, clock: ManualClock) -> AsyncIterator[Node]:
     # The browser tests are about the browser: the embedded backend is enough (the follow-up
     # API has its own tests on SQLite and PostgreSQL). Offers wait 600 s and the clock stands
     # still, so none expires while the browser works.
-    url = f"sqlite+aiosqlite:///{tmp_path / 'ui.db'}"
-    engine = make_engine(url)
-    await upgrade(engine)
-    await engine.dispose()
-    n = await start_node(url, None, "cc", clock=clock)
+    n = await embedded_node(tmp_path, clock)
     await add_queue(n, "callbacks", channels=["callback"], offer_timeout_seconds=600,
                     dispositions=["resolved", "follow-up"])
     yield n
     await n.stop()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async for b in launch():
-        yield b
 
 
 async def seed(node: Node) -> tuple[int, int]:
