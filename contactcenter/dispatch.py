@@ -36,7 +36,7 @@ from contactcenter.routing import (
 )
 from contactcenter.runtime import Runtime
 from contactcenter.screenpop import build_screen_pop
-from contactcenter.storage.models import Contact, Customer, Queue, User
+from contactcenter.storage.models import Contact, Customer, Queue
 from contactcenter.storage.models import ContactEvent as EventRow
 
 log = logging.getLogger(__name__)
@@ -68,9 +68,6 @@ def contact_spec(contact: Contact, customer: Customer) -> ContactSpec:
         owner_ids=frozenset(o.user_id for o in customer.owners),
     )
 
-
-def agent_spec(user: User) -> AgentSpec:
-    return AgentSpec(id=user.id, skills=frozenset(user.skills), capacity=dict(user.capacity))
 
 
 class Dispatcher:

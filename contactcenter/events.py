@@ -96,7 +96,5 @@ def overrun_check_for(event: CustomerEvent, rules: Rules) -> WorkPlan:
     """C9's check at the end of the promised duration. The repair is named by `data.repair_id`
     (else the event's external id); its `repair-completed` event carries the same repair_id."""
     repair_id = str(event.data.get("repair_id") or event.external_id or f"event:{event.id}")
-    try:
-        return overrun_check(event.customer_id, repair_id, event.at, event.data, rules)
-    except ValueError as e:
-        raise InvalidInput(f"data.promised_duration: {e}") from None
+    # `check_event_data` has refused an unreadable promised_duration at the door.
+    return overrun_check(event.customer_id, repair_id, event.at, event.data, rules)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from contactcenter.rules.config import Duration, Rules
+from contactcenter.rules.config import Rules
 from contactcenter.rules.plan import CallbackPlan
 
 # Case kind -> (event that opens one, event that closes it, data field naming the case).
@@ -74,28 +74,3 @@ def routine_due(tier: str | None, last_routine: datetime | None, since: datetime
     if days <= 0:
         return None
     return (last_routine or since) + timedelta(days=days)
-
-
-def overrun_repairs(events: Iterable[CaseEvent], now: datetime, rules: Rules
-                    ) -> list[tuple[CaseEvent, datetime]]:
-    """§3 C9: on-site repairs (one customer's events) still open after their promised duration
-    (`data.promised_duration`, else `repairs.promised_duration`), with the moment each became
-    overdue. A repair closes as in `open_cases`."""
-    opens, closes, field = CASES["repair"]
-    hours = rules.calendar.hours()
-    ordered = sorted(events, key=lambda e: e.at)
-    overdue = []
-    for i, e in enumerate(ordered):
-        if e.kind != opens:
-            continue
-        promised = Duration.parse(e.data.get("promised_duration")
-                                  or rules.repairs.promised_duration)
-        deadline = promised.after(e.at, hours)
-        repair = str(e.data.get(field) or "")
-        # Completed since, even past the deadline: nothing is open to ask about any more.
-        closed = any(later.kind == closes and (
-            not later.data.get(field) or str(later.data[field]) == repair)
-            for later in ordered[i + 1:])
-        if deadline <= now and not closed:
-            overdue.append((e, deadline))
-    return overdue
