@@ -221,7 +221,7 @@ async def _take_in_batch(rt: Runtime, items: Sequence[Inbound]) -> list[Intake |
             todo.append(i)
 
     plans: dict[int, _Plan] = {}
-    async with rt.sessions.begin() as session:
+    async with rt.writing(), rt.sessions.begin() as session:
         queues = await rt.queue_cache.get(session)
         routable: list[int] = []
         for i in todo:
@@ -318,7 +318,8 @@ class _Threads:
     async def load_conversations(self, session: AsyncSession, items: Sequence[Inbound]) -> None:
         ids = {i.conversation_id for i in items if i.conversation_id is not None}
         if ids:
-            self.by_id = {c.id: c for c in await _conversations(session, _CONV.c.id.in_(ids))}
+            self.by_id = {c.id: c for c in await _conversations(
+                session, _CONVERSATIONS_BY_ID, {"ids": list(ids)})}
 
     async def load_recent(self, session: AsyncSession, items: Sequence[Inbound],
                           customers: Sequence[dict[str, Any]], at: datetime) -> None:
@@ -326,19 +327,14 @@ class _Threads:
                  for i, c in zip(items, customers, strict=True) if i.join_within is not None]
         if joins:
             oldest = at - max(w for _, _, w in joins if w is not None)
-            rows = await _conversations(
-                session,
-                _CONV.c.customer_id.in_({c for c, _, _ in joins}),
-                _CONV.c.channel.in_({ch for _, ch, _ in joins}),
-                _CONV.c.last_message_at >= oldest,
-                order_by=_CONV.c.last_message_at)
+            rows = await _conversations(session, _RECENT_CONVERSATIONS, {
+                "customers": list({c for c, _, _ in joins}),
+                "channels": list({ch for _, ch, _ in joins}), "oldest": oldest})
             self.recent = {(c.customer_id, c.channel): c for c in rows}  # the latest wins
         known = set(self.by_id) | {c.id for c in self.recent.values()}
         if known:
-            for contact in await session.execute(
-                select(_CONTACT).where(_CONTACT.c.conversation_id.in_(known),
-                                       _CONTACT.c.state.in_(_IN_PROGRESS))
-                .order_by(_CONTACT.c.id)):
+            conn = await session.connection()
+            for contact in await conn.execute(_LIVE_CONTACTS, {"ids": list(known)}):
                 self.live_of[contact.conversation_id] = contact
 
     def conversation(self, item: Inbound, customer: dict[str, Any],
@@ -375,13 +371,34 @@ _CONTACT = Contact.__table__
 _MESSAGE = Message.__table__
 
 
-async def _conversations(session: AsyncSession, *where: Any,
-                         order_by: Any = None) -> list[_Conversation]:
-    stmt = select(_CONV.c.id, _CONV.c.customer_id, _CONV.c.channel, _CONV.c.last_message_at,
-                  _CONV.c.token, _CONV.c.subject).where(*where)
-    if order_by is not None:
-        stmt = stmt.order_by(order_by)
-    return [_Conversation(*row) for row in await session.execute(stmt)]
+# The intake's statements are built once: building and keying a statement cost more than
+# running it on the hot path (docs/benchmarks.md).
+_CONVERSATION_COLUMNS = (_CONV.c.id, _CONV.c.customer_id, _CONV.c.channel,
+                         _CONV.c.last_message_at, _CONV.c.token, _CONV.c.subject)
+_CONVERSATIONS_BY_ID = select(*_CONVERSATION_COLUMNS).where(
+    _CONV.c.id.in_(bindparam("ids", expanding=True)))
+_RECENT_CONVERSATIONS = select(*_CONVERSATION_COLUMNS).where(
+    _CONV.c.customer_id.in_(bindparam("customers", expanding=True)),
+    _CONV.c.channel.in_(bindparam("channels", expanding=True)),
+    _CONV.c.last_message_at >= bindparam("oldest"),
+).order_by(_CONV.c.last_message_at)
+_LIVE_CONTACTS = select(_CONTACT).where(
+    _CONTACT.c.conversation_id.in_(bindparam("ids", expanding=True)),
+    _CONTACT.c.state.in_(_IN_PROGRESS),
+).order_by(_CONTACT.c.id)
+_TOUCH_CONVERSATION = update(_CONV).where(_CONV.c.id == bindparam("cid")).values(
+    last_message_at=bindparam("at"))
+_INSERT = {table: insert(table).returning(table.c.id, sort_by_parameter_order=True)
+           for table in (_CONV, _CONTACT, _MESSAGE)}
+_INSERT_UNORDERED = {table: insert(table).returning(table.c.id)
+                     for table in (_CONV, _CONTACT, _MESSAGE)}
+_INSERT_ATTACHMENTS = insert(Attachment.__table__)
+
+
+async def _conversations(session: AsyncSession, stmt: Any,
+                         params: dict[str, Any]) -> list[_Conversation]:
+    conn = await session.connection()
+    return [_Conversation(*row) for row in await conn.execute(stmt, params)]
 
 
 async def _customers(session: AsyncSession, items: Sequence[Inbound], threads: _Threads,
@@ -431,10 +448,8 @@ async def _write(conn: AsyncConnection, plans: dict[int, _Plan], at: datetime) -
         for c, id_ in zip(new, ids, strict=True):
             c.id = id_
     if joined:
-        await conn.execute(
-            update(_CONV).where(_CONV.c.id == bindparam("cid"))
-            .values(last_message_at=bindparam("at")),
-            [{"cid": c.id, "at": c.last_message_at} for c in joined])
+        await conn.execute(_TOUCH_CONVERSATION,
+                           [{"cid": c.id, "at": c.last_message_at} for c in joined])
     contacts = [p for p in plans.values() if p.new_contact]
     if contacts:
         for p in contacts:
@@ -462,7 +477,7 @@ async def _write(conn: AsyncConnection, plans: dict[int, _Plan], at: datetime) -
          "size": len(a.content), "content": a.content}
         for p in messaged if p.message is not None for a in p.item.attachments]
     if attachments:
-        await conn.execute(insert(Attachment.__table__), attachments)
+        await conn.execute(_INSERT_ATTACHMENTS, attachments)
 
 
 _CONTACT_COLUMNS = ("channel", "direction", "state", "customer_id", "queue_id", "tier",
@@ -471,9 +486,14 @@ _CONTACT_COLUMNS = ("channel", "direction", "state", "customer_id", "queue_id", 
 
 
 async def _insert(conn: AsyncConnection, table: Any, rows: list[dict[str, Any]]) -> list[int]:
-    result = await conn.execute(
-        insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
-    return list(result.scalars())
+    """Insert the rows; their new ids, in the order of `rows`."""
+    if conn.dialect.name != "sqlite":
+        return list((await conn.execute(_INSERT[table], rows)).scalars())
+    # SQLAlchemy can only keep RETURNING in parameter order on SQLite by inserting one row per
+    # statement. It need not: this transaction holds SQLite's one write lock, and an INTEGER
+    # PRIMARY KEY takes the next id for each VALUES row in turn, so the ids, sorted, are the
+    # rows' in order. One multi-row INSERT instead of a statement per row.
+    return sorted((await conn.execute(_INSERT_UNORDERED[table], rows)).scalars())
 
 
 def _message_key(inbound: Inbound) -> str | None:

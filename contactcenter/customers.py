@@ -32,6 +32,7 @@ from sqlalchemy import (
     Boolean,
     String,
     Text,
+    bindparam,
     case,
     cast,
     func,
@@ -429,27 +430,34 @@ def audit(
 _IN_CHUNK = 1000
 
 
-async def _owners(
-    session: AsyncSession, key: Any, owner: Any, values: Iterable[str]
-) -> dict[str, int]:
+_PHONE_OWNERS = select(CustomerPhone.number, CustomerPhone.customer_id).where(
+    CustomerPhone.number.in_(bindparam("values", expanding=True)))
+_EMAIL_OWNERS = select(CustomerEmail.address, CustomerEmail.customer_id).where(
+    CustomerEmail.address.in_(bindparam("values", expanding=True)))
+
+
+async def _owners(session: AsyncSession, stmt: Any, values: Iterable[str]) -> dict[str, int]:
     """{value: customer id} for the values of a unique key column that are taken, in chunks
     so a batch of any size stays within the database's parameter limits."""
     wanted = list(dict.fromkeys(values))
     taken: dict[str, int] = {}
+    if not wanted:
+        return taken
+    conn = await session.connection()
     for i in range(0, len(wanted), _IN_CHUNK):
-        rows = await session.execute(select(key, owner).where(key.in_(wanted[i : i + _IN_CHUNK])))
+        rows = await conn.execute(stmt, {"values": wanted[i : i + _IN_CHUNK]})
         taken.update({value: customer_id for value, customer_id in rows})
     return taken
 
 
 async def taken_phones(session: AsyncSession, numbers: Iterable[str]) -> dict[str, int]:
     """Which of these E.164 numbers already belong to a customer: {number: customer id}."""
-    return await _owners(session, CustomerPhone.number, CustomerPhone.customer_id, numbers)
+    return await _owners(session, _PHONE_OWNERS, numbers)
 
 
 async def taken_emails(session: AsyncSession, addresses: Iterable[str]) -> dict[str, int]:
     """Which of these (normalised) addresses already belong to a customer: {address: id}."""
-    return await _owners(session, CustomerEmail.address, CustomerEmail.customer_id, addresses)
+    return await _owners(session, _EMAIL_OWNERS, addresses)
 
 
 def phone_conflict(number: str, owner: int | str) -> Conflict:
@@ -954,53 +962,66 @@ async def _lookup(
     return await taken_phones(session, phones), await taken_emails(session, emails)
 
 
-async def customer_cards(session: AsyncSession, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-    """`customer_card` for many customers, read as rows in two queries (the customers, then all
-    their phones, emails, tags, owners and consents in one UNION ALL): the screen-pop's path,
-    where building ORM objects cost more than the queries."""
-    wanted = set(ids)
-    if not wanted:
-        return {}
+def _card_parts_statement() -> Any:
     text, none = String(254), null()
+    ids = bindparam("ids", expanding=True)
     parts = union_all(
         select(literal("phones", text).label("part"), CustomerPhone.customer_id,
                CustomerPhone.number.label("a"), CustomerPhone.label.label("b"),
                cast(none, Boolean).label("flag"), cast(none, UTCDateTime).label("since"),
                CustomerPhone.id.label("seq"))
-        .where(CustomerPhone.customer_id.in_(wanted)),
+        .where(CustomerPhone.customer_id.in_(ids)),
         select(literal("emails", text), CustomerEmail.customer_id, CustomerEmail.address,
                cast(none, text), cast(none, Boolean), cast(none, UTCDateTime),
-               CustomerEmail.id).where(CustomerEmail.customer_id.in_(wanted)),
+               CustomerEmail.id).where(CustomerEmail.customer_id.in_(ids)),
         select(literal("tags", text), CustomerTag.customer_id, CustomerTag.tag,
                cast(none, text), cast(none, Boolean), cast(none, UTCDateTime),
-               literal(0)).where(CustomerTag.customer_id.in_(wanted)),
+               literal(0)).where(CustomerTag.customer_id.in_(ids)),
         select(literal("owners", text), CustomerOwner.customer_id,
                cast(CustomerOwner.user_id, text), cast(none, text), cast(none, Boolean),
                CustomerOwner.since, CustomerOwner.user_id)
-        .where(CustomerOwner.customer_id.in_(wanted)),
+        .where(CustomerOwner.customer_id.in_(ids)),
         select(literal("consents", text), Consent.customer_id, Consent.purpose,
                cast(none, text), Consent.granted, cast(none, UTCDateTime), literal(0))
-        .where(Consent.customer_id.in_(wanted)),
+        .where(Consent.customer_id.in_(ids)),
     ).subquery()
+    return select(parts).order_by(parts.c.since, parts.c.seq)
+
+
+# The screen-pop's statements are built once: building and keying a statement this size cost
+# more than running it (see docs/benchmarks.md), and a reused statement keeps its cache key.
+_CARD_PARTS = _card_parts_statement()
+_CARD_ROWS = select(Customer.__table__).where(
+    Customer.__table__.c.id.in_(bindparam("ids", expanding=True)))
+
+
+async def customer_cards(session: AsyncSession, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """`customer_card` for many customers, read as rows in two queries (the customers, then all
+    their phones, emails, tags, owners and consents in one UNION ALL): the screen-pop's path,
+    where building ORM objects cost more than the queries."""
+    wanted = list(set(ids))
+    if not wanted:
+        return {}
+    conn = await session.connection()
     found: dict[int, dict[str, list[Any]]] = {
         cid: {"phones": [], "emails": [], "tags": [], "owners": [], "consents": []}
         for cid in wanted}
-    for row in await session.execute(select(parts).order_by(parts.c.since, parts.c.seq)):
-        mine = found[row.customer_id][row.part]
-        if row.part == "phones":
-            mine.append((row.a, row.b))
-        elif row.part == "owners":
-            mine.append(int(row.a))
-        elif row.part == "consents":
-            mine.append((row.a, row.flag))
+    for part, customer_id, a, b, flag, _, _ in await conn.execute(_CARD_PARTS, {"ids": wanted}):
+        mine = found[customer_id][part]
+        if part == "phones":
+            mine.append((a, b))
+        elif part == "owners":
+            mine.append(int(a))
+        elif part == "consents":
+            mine.append((a, flag))
         else:
-            mine.append(row.a)
-    t = Customer.__table__
+            mine.append(a)
     cards = {}
-    for row in await session.execute(select(t).where(t.c.id.in_(wanted))):
+    for row in await conn.execute(_CARD_ROWS, {"ids": wanted}):
         cid, part = row.id, found[row.id]
+        m = row._mapping
         cards[cid] = _card(
-            cid, {name: row._mapping[name] for name in _SCALAR_FIELDS},
+            cid, {name: m[name] for name in _SCALAR_FIELDS},
             phones=part["phones"], emails=part["emails"], tags=part["tags"],
             owners=part["owners"], consents=dict(part["consents"]), tier=row.tier,
             tier_override=row.tier_override, source=row.source, created_at=row.created_at,
@@ -1087,37 +1108,44 @@ async def customer_history(
     return (await customer_histories(session, [customer_id], limit=limit))[customer_id]
 
 
+def _histories_statement() -> Any:
+    contacts = Contact.__table__
+    newest_first = func.row_number().over(
+        partition_by=contacts.c.customer_id,
+        order_by=(contacts.c.created_at.desc(), contacts.c.id.desc()),
+    )
+    ranked = (
+        select(
+            contacts.c.customer_id, contacts.c.id, contacts.c.channel, contacts.c.direction,
+            contacts.c.state, contacts.c.queue_id, Queue.__table__.c.name.label("queue"),
+            contacts.c.agent_id, User.__table__.c.display_name.label("agent"),
+            contacts.c.subject,
+            func.substr(contacts.c.body, 1, 200, type_=Text).label("body"),
+            contacts.c.disposition, contacts.c.notes, contacts.c.created_at,
+            contacts.c.answered_at, contacts.c.closed_at, newest_first.label("rank"),
+        )
+        .outerjoin(Queue.__table__, Queue.__table__.c.id == contacts.c.queue_id)
+        .outerjoin(User.__table__, User.__table__.c.id == contacts.c.agent_id)
+        .where(contacts.c.customer_id.in_(bindparam("ids", expanding=True)))
+        .subquery()
+    )
+    return (select(ranked).where(ranked.c.rank <= bindparam("limit"))
+            .order_by(ranked.c.customer_id, ranked.c.rank))
+
+
+_HISTORIES = _histories_statement()
+
+
 async def customer_histories(
     session: AsyncSession, customer_ids: Iterable[int], *, limit: int = 20
 ) -> dict[int, list[dict[str, Any]]]:
     """`customer_history` for many customers in one query (a window per customer)."""
-    ids = set(customer_ids)
+    ids = list(set(customer_ids))
     out: dict[int, list[dict[str, Any]]] = {cid: [] for cid in ids}
     if not ids:
         return out
-    newest_first = func.row_number().over(
-        partition_by=Contact.customer_id,
-        order_by=(Contact.created_at.desc(), Contact.id.desc()),
-    )
-    ranked = (
-        select(
-            Contact.customer_id, Contact.id, Contact.channel, Contact.direction, Contact.state,
-            Contact.queue_id, Queue.name.label("queue"), Contact.agent_id,
-            User.display_name.label("agent"), Contact.subject,
-            func.substr(Contact.body, 1, 200, type_=Text).label("body"), Contact.disposition,
-            Contact.notes, Contact.created_at, Contact.answered_at, Contact.closed_at,
-            newest_first.label("rank"),
-        )
-        .outerjoin(Queue, Queue.id == Contact.queue_id)
-        .outerjoin(User, User.id == Contact.agent_id)
-        .where(Contact.customer_id.in_(ids))
-        .subquery()
-    )
-    rows = await session.execute(
-        select(ranked).where(ranked.c.rank <= max(1, limit))
-        .order_by(ranked.c.customer_id, ranked.c.rank)
-    )
-    for row in rows:
+    conn = await session.connection()
+    for row in await conn.execute(_HISTORIES, {"ids": ids, "limit": max(1, limit)}):
         out[row.customer_id].append({
             "contact_id": row.id,
             "channel": row.channel,

@@ -54,6 +54,20 @@ _CONTACTS = Contact.__table__
 _STATE_AFTER_ROUTE = {ContactState.QUEUED, ContactState.OFFERED}
 
 
+_INSERT_EVENTS = insert(_EVENTS)
+_CONTACT_UPDATES: dict[tuple[str, ...], Any] = {}
+
+
+def _contact_update(shape: tuple[str, ...]) -> Any:
+    """The UPDATE for one set of changed columns, built once: there are a handful of shapes."""
+    stmt = _CONTACT_UPDATES.get(shape)
+    if stmt is None:
+        stmt = _CONTACT_UPDATES[shape] = (
+            update(_CONTACTS).where(_CONTACTS.c.id == bindparam("cid"))
+            .values({k: bindparam(k) for k in shape}))
+    return stmt
+
+
 def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
@@ -335,17 +349,15 @@ class Dispatcher:
                     if e.contact_id in self._notes:
                         u["notes"] = self._notes.pop(e.contact_id)
         # Core statements on a bare connection: no unit of work for rows nobody reads back.
-        async with self.rt.engine.begin() as conn:
-            await conn.execute(insert(_EVENTS), rows)
+        async with self.rt.writing(), self.rt.engine.begin() as conn:
+            await conn.execute(_INSERT_EVENTS, rows)
             # One executemany per shape of update (the set of columns it changes).
             by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
             for u in updates.values():
                 by_shape.setdefault(tuple(sorted(k for k in u if k != "id")), []).append(
                     {"cid" if k == "id" else k: v for k, v in u.items()})
             for shape, group in by_shape.items():
-                await conn.execute(
-                    update(_CONTACTS).where(_CONTACTS.c.id == bindparam("cid"))
-                    .values({k: bindparam(k) for k in shape}), group)
+                await conn.execute(_contact_update(shape), group)
 
     async def _deliver(self, effects: Sequence[Effect]) -> None:
         broker = self.rt.broker

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, String, cast, func, literal, null, select, union_all
+from sqlalchemy import Integer, String, bindparam, cast, func, literal, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactcenter.storage.models import CallbackOutcome, ScheduledWork, Survey, Visit
@@ -22,15 +22,8 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-async def followups_for(session: AsyncSession, customer_ids: Sequence[int], *,
-                        per_kind: int = 5) -> dict[int, dict[str, Any]]:
-    """{customer id: {"callbacks": [...], "visits": [...], "surveys": [...]}}, newest first;
-    every asked-for customer is in the answer, with empty lists when there is nothing."""
-    ids = sorted(set(customer_ids))
-    out: dict[int, dict[str, Any]] = {
-        cid: {"callbacks": [], "visits": [], "surveys": []} for cid in ids}
-    if not ids:
-        return out
+def _statement() -> Any:
+    ids = bindparam("ids", expanding=True)
     text = String(200)
     callbacks = (
         select(literal("callback", text).label("kind"), ScheduledWork.id.label("id"),
@@ -60,9 +53,24 @@ async def followups_for(session: AsyncSession, customer_ids: Sequence[int], *,
                                       order_by=(Survey.sent_at.desc(), Survey.id.desc())))
         .where(Survey.customer_id.in_(ids)))
     both = union_all(callbacks, visits, surveys).subquery()
-    rows = (await session.execute(
-        select(both).where(both.c.n <= per_kind)
-        .order_by(both.c.customer_id, both.c.kind, both.c.n))).all()
+    return (select(both).where(both.c.n <= bindparam("per_kind"))
+            .order_by(both.c.customer_id, both.c.kind, both.c.n))
+
+
+_FOLLOWUPS = _statement()  # built once: see customers.customer_cards
+
+
+async def followups_for(session: AsyncSession, customer_ids: Sequence[int], *,
+                        per_kind: int = 5) -> dict[int, dict[str, Any]]:
+    """{customer id: {"callbacks": [...], "visits": [...], "surveys": [...]}}, newest first;
+    every asked-for customer is in the answer, with empty lists when there is nothing."""
+    ids = sorted(set(customer_ids))
+    out: dict[int, dict[str, Any]] = {
+        cid: {"callbacks": [], "visits": [], "surveys": []} for cid in ids}
+    if not ids:
+        return out
+    conn = await session.connection()
+    rows = (await conn.execute(_FOLLOWUPS, {"ids": ids, "per_kind": per_kind})).all()
     for r in rows:
         entry: dict[str, Any] = {"id": r.id, "at": _iso(r.at)}
         if r.kind == "callback":

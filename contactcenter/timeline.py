@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactcenter.followups import followups_for
@@ -30,6 +30,37 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def _events_statement() -> Any:
+    newest = func.row_number().over(
+        partition_by=(CustomerEvent.customer_id, CustomerEvent.kind),
+        order_by=(CustomerEvent.at.desc(), CustomerEvent.id.desc()))
+    events = select(
+        CustomerEvent.customer_id, CustomerEvent.id, CustomerEvent.kind, CustomerEvent.at,
+        CustomerEvent.data, newest.label("rank"),
+    ).where(CustomerEvent.customer_id.in_(bindparam("ids", expanding=True)),
+            CustomerEvent.kind.in_(list(_EVENT_PARTS))).subquery()
+    return (select(events).where(events.c.rank <= bindparam("limit"))
+            .order_by(events.c.at.desc()))
+
+
+def _complaints_statement() -> Any:
+    newest = func.row_number().over(
+        partition_by=Complaint.customer_id,
+        order_by=(Complaint.created_at.desc(), Complaint.id.desc()))
+    complaints = select(
+        Complaint.customer_id, Complaint.id, Complaint.channel, Complaint.summary,
+        Complaint.step, Complaint.level, Complaint.owner_user_id, Complaint.deadline_at,
+        Complaint.created_at, Complaint.archived_at, newest.label("rank"),
+    ).where(Complaint.customer_id.in_(bindparam("ids", expanding=True))).subquery()
+    return (select(complaints).where(complaints.c.rank <= bindparam("limit"))
+            .order_by(complaints.c.created_at.desc()))
+
+
+# Built once: see customers.customer_cards.
+_EVENTS = _events_statement()
+_COMPLAINTS = _complaints_statement()
+
+
 async def customer_timelines(
     session: AsyncSession, customer_ids: Iterable[int], *, limit: int = PER_KIND
 ) -> dict[int, dict[str, list[dict[str, Any]]]]:
@@ -39,31 +70,14 @@ async def customer_timelines(
         cid: {part: [] for part in PARTS} for cid in ids}
     if not ids:
         return out
-    newest = func.row_number().over(
-        partition_by=(CustomerEvent.customer_id, CustomerEvent.kind),
-        order_by=(CustomerEvent.at.desc(), CustomerEvent.id.desc()))
-    events = select(
-        CustomerEvent.customer_id, CustomerEvent.id, CustomerEvent.kind, CustomerEvent.at,
-        CustomerEvent.data, newest.label("rank"),
-    ).where(CustomerEvent.customer_id.in_(ids),
-            CustomerEvent.kind.in_(list(_EVENT_PARTS))).subquery()
-    for row in await session.execute(
-            select(events).where(events.c.rank <= limit).order_by(events.c.at.desc())):
+    conn = await session.connection()
+    params = {"ids": list(ids), "limit": limit}
+    for row in await conn.execute(_EVENTS, params):
         part = out[row.customer_id][_EVENT_PARTS[row.kind]]
         if len(part) < limit:
             part.append({"id": row.id, "kind": row.kind, "at": _iso(row.at),
                          "data": row.data or {}})
-    newest = func.row_number().over(
-        partition_by=Complaint.customer_id,
-        order_by=(Complaint.created_at.desc(), Complaint.id.desc()))
-    complaints = select(
-        Complaint.customer_id, Complaint.id, Complaint.channel, Complaint.summary,
-        Complaint.step, Complaint.level, Complaint.owner_user_id, Complaint.deadline_at,
-        Complaint.created_at, Complaint.archived_at, newest.label("rank"),
-    ).where(Complaint.customer_id.in_(ids)).subquery()
-    for row in await session.execute(
-            select(complaints).where(complaints.c.rank <= limit)
-            .order_by(complaints.c.created_at.desc())):
+    for row in await conn.execute(_COMPLAINTS, params):
         out[row.customer_id]["complaints"].append({
             "id": row.id, "channel": row.channel, "summary": row.summary, "step": row.step,
             "level": row.level, "owner_id": row.owner_user_id,
