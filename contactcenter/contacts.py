@@ -42,7 +42,9 @@ from contactcenter.timeline import customer_timelines
 
 _IN_PROGRESS = [s.value for s in ContactState if not s.is_final]
 MAX_BATCH = 200
-HISTORY = 20
+# Past contacts in an offer: what the offer card shows. The console reads more when the agent
+# opens the contact; every row here is paid for on every contact (docs/benchmarks.md).
+HISTORY = 5
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    true,
     union_all,
 )
 from sqlalchemy.exc import IntegrityError
@@ -1108,32 +1109,37 @@ async def customer_history(
     return (await customer_histories(session, [customer_id], limit=limit))[customer_id]
 
 
-def _histories_statement() -> Any:
-    contacts = Contact.__table__
-    newest_first = func.row_number().over(
-        partition_by=contacts.c.customer_id,
-        order_by=(contacts.c.created_at.desc(), contacts.c.id.desc()),
-    )
-    ranked = (
+def _histories_statement(dialect: str) -> Any:
+    """Each customer's latest `limit` contacts, newest first. Read through the index on
+    (customer_id, created_at), so the cost is the rows returned, not the customer's past."""
+    contacts, queues, users = Contact.__table__, Queue.__table__, User.__table__
+    customers = Customer.__table__
+    mine = contacts.alias("mine")
+    recent = (select(mine.c.id).where(mine.c.customer_id == customers.c.id)
+              .order_by(mine.c.created_at.desc(), mine.c.id.desc())
+              .limit(bindparam("limit")).correlate(customers))
+    if dialect == "postgresql":
+        latest = recent.lateral()
+        chosen = customers.join(latest, true()).join(contacts, contacts.c.id == latest.c.id)
+    else:  # SQLite has no LATERAL; it runs this IN once per customer, by rowid
+        chosen = customers.join(contacts, contacts.c.id.in_(recent.scalar_subquery()))
+    return (
         select(
             contacts.c.customer_id, contacts.c.id, contacts.c.channel, contacts.c.direction,
-            contacts.c.state, contacts.c.queue_id, Queue.__table__.c.name.label("queue"),
-            contacts.c.agent_id, User.__table__.c.display_name.label("agent"),
-            contacts.c.subject,
+            contacts.c.state, contacts.c.queue_id, queues.c.name.label("queue"),
+            contacts.c.agent_id, users.c.display_name.label("agent"), contacts.c.subject,
             func.substr(contacts.c.body, 1, 200, type_=Text).label("body"),
             contacts.c.disposition, contacts.c.notes, contacts.c.created_at,
-            contacts.c.answered_at, contacts.c.closed_at, newest_first.label("rank"),
+            contacts.c.answered_at, contacts.c.closed_at,
         )
-        .outerjoin(Queue.__table__, Queue.__table__.c.id == contacts.c.queue_id)
-        .outerjoin(User.__table__, User.__table__.c.id == contacts.c.agent_id)
-        .where(contacts.c.customer_id.in_(bindparam("ids", expanding=True)))
-        .subquery()
+        .select_from(chosen.outerjoin(queues, queues.c.id == contacts.c.queue_id)
+                     .outerjoin(users, users.c.id == contacts.c.agent_id))
+        .where(customers.c.id.in_(bindparam("ids", expanding=True)))
+        .order_by(contacts.c.customer_id, contacts.c.created_at.desc(), contacts.c.id.desc())
     )
-    return (select(ranked).where(ranked.c.rank <= bindparam("limit"))
-            .order_by(ranked.c.customer_id, ranked.c.rank))
 
 
-_HISTORIES = _histories_statement()
+_HISTORIES = {dialect: _histories_statement(dialect) for dialect in ("postgresql", "sqlite")}
 
 
 async def customer_histories(
@@ -1145,7 +1151,8 @@ async def customer_histories(
     if not ids:
         return out
     conn = await session.connection()
-    for row in await conn.execute(_HISTORIES, {"ids": ids, "limit": max(1, limit)}):
+    stmt = _HISTORIES[conn.dialect.name]
+    for row in await conn.execute(stmt, {"ids": ids, "limit": max(1, limit)}):
         out[row.customer_id].append({
             "contact_id": row.id,
             "channel": row.channel,

@@ -18,6 +18,7 @@ from contactcenter.customers import (
     create_customer,
     customer_card,
     customer_cards,
+    customer_histories,
     customer_history,
     find_by_email,
     find_by_phone,
@@ -577,6 +578,34 @@ async def test_history_newest_first(sm: Sessions) -> None:
             "sms",
         ]
         assert await customer_history(s, 424242) == []
+
+
+async def test_histories_give_each_customer_their_own_latest_contacts(sm: Sessions) -> None:
+    """Many customers in one read: each gets their newest `limit`, newest first, however long
+    their past and whatever the others have; a tie in time goes to the later contact."""
+    a = await _create(sm, name="甲", phones=["13800138101"])
+    b = await _create(sm, name="乙", phones=["13800138102"])
+    c = await _create(sm, name="丙", phones=["13800138103"])
+    async with sm() as s:
+        queue = Queue(name="history-q", channels=["sms"])
+        s.add(queue)
+        await s.flush()
+        made: dict[int, list[tuple[int, Contact]]] = {a.id: [], b.id: []}
+        for cid, count in ((a.id, 9), (b.id, 2)):
+            for n in range(count):
+                # Two of a's contacts share a time: the later id counts as newer.
+                at = NOW - timedelta(hours=3 if cid == a.id and n in (4, 5) else 10 - n)
+                contact = Contact(channel="sms", state="closed", customer_id=cid,
+                                  queue_id=queue.id, body=f"{cid}-{n}", created_at=at)
+                s.add(contact)
+                made[cid].append((n, contact))
+        await s.commit()
+        newest_a = sorted(made[a.id], key=lambda nc: (nc[1].created_at, nc[1].id),
+                          reverse=True)
+        histories = await customer_histories(s, [a.id, b.id, c.id], limit=4)
+    assert [h["contact_id"] for h in histories[a.id]] == [x.id for _, x in newest_a[:4]]
+    assert [h["body"] for h in histories[b.id]] == [f"{b.id}-1", f"{b.id}-0"]
+    assert histories[c.id] == []
 
 
 async def test_customer_card_shape(sm: Sessions) -> None:

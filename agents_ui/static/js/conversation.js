@@ -176,8 +176,15 @@ export class Workspace {
     }
     this.updateTyping();
     if (!this.sideBuilt) {
-      replace(this.side, customerCard(entry.customer), timeline(entry.history));
+      const recent = timeline(entry.history);
+      replace(this.side, customerCard(entry.customer), recent);
       this.sideBuilt = true;
+      // The offer carries the latest few contacts; the whole history comes with the card.
+      if (entry.customer?.id) {
+        api.get(`/customers/${entry.customer.id}`)
+          .then((data) => recent.replaceWith(timeline(data.history.filter((h) => h.contact_id !== c.id))))
+          .catch(() => { /* the offer's few stay */ });
+      }
       extraHistory(entry.customer?.id, entry).then((sections) => this.side.append(...sections));
     }
   }
