@@ -30,25 +30,40 @@ _OUTCOME = {
 }
 
 
+# The router counts several events per contact; `labels()` validates and locks on every call,
+# so each labelled child is looked up once and kept.
+_children: dict[tuple[Any, ...], Any] = {}
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    key = (metric, *labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
+
+
 def contact_moved(channel: str, before: str | None, after: str | None) -> None:
     """Keep the open-contact gauge in step with one contact's state change."""
     if before is not None:
-        OPEN_CONTACTS.labels(before, channel).dec()
+        _child(OPEN_CONTACTS, before, channel).dec()
     if after is not None:
-        OPEN_CONTACTS.labels(after, channel).inc()
+        _child(OPEN_CONTACTS, after, channel).inc()
 
 
 def reset_open_contacts() -> None:
     OPEN_CONTACTS.clear()
+    for key in [k for k in _children if k[0] is OPEN_CONTACTS]:
+        del _children[key]  # cleared children are no longer exported
 
 
 def observe_event(event: Any) -> None:
-    CONTACTS.labels(event.kind.value, str(event.queue_id)).inc()
+    _child(CONTACTS, event.kind.value, str(event.queue_id)).inc()
     outcome = _OUTCOME.get(event.kind)
     if outcome:
-        OFFERS.labels(outcome).inc()
+        _child(OFFERS, outcome).inc()
     elif event.kind == EventKind.OFFERED:
-        OFFERS.labels("offered").inc()
+        _child(OFFERS, "offered").inc()
 
 
 def observe_snapshot(snap: dict[str, Any]) -> None:

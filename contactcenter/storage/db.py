@@ -11,12 +11,15 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+from contactcenter.wire import dumps, loads
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30},
+                                     json_serializer=dumps, json_deserializer=loads)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:
@@ -28,7 +31,8 @@ def make_engine(url: str) -> AsyncEngine:
             cur.close()
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True,
+                               json_serializer=dumps, json_deserializer=loads)
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:

@@ -26,6 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets 64-bit ids.
@@ -33,19 +34,44 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 Json = JSON().with_variant(JSONB(), "postgresql")
 
 
+class _SQLiteText(SQLITE_DATETIME):
+    """DATETIME in the schema, text as it is on the wire: `UTCDateTime` does the converting."""
+
+    def bind_processor(self, dialect: Any) -> None:
+        return None
+
+    def result_processor(self, dialect: Any, coltype: Any) -> None:
+        return None
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        # On SQLite the text is written and read here with the C `isoformat`/`fromisoformat`,
+        # in the format SQLAlchemy's DATETIME uses ("YYYY-MM-DD HH:MM:SS.ffffff"): its own
+        # regex parsing and %-formatting were ~5 % of the server's CPU under load.
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(_SQLiteText())
+        return dialect.type_descriptor(DateTime())
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> Any:
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(UTC).replace(tzinfo=None)
+        naive = value.astimezone(UTC).replace(tzinfo=None)
+        if dialect.name == "sqlite":
+            return naive.isoformat(sep=" ", timespec="microseconds")
+        return naive
 
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=UTC)
+    def process_result_value(self, value: Any, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC)
 
 
 class Base(DeclarativeBase):
