@@ -30,7 +30,7 @@ from contactcenter.domain import ContactState, Direction
 from contactcenter.errors import ContactCenterError, NotFound, Unavailable
 from contactcenter.queues import select_queue
 from contactcenter.runtime import Runtime
-from contactcenter.screenpop import contact_summary
+from contactcenter.screenpop import HISTORY, contact_summary
 from contactcenter.storage.models import (
     Attachment,
     Contact,
@@ -42,9 +42,6 @@ from contactcenter.timeline import customer_timelines
 
 _IN_PROGRESS = [s.value for s in ContactState if not s.is_final]
 MAX_BATCH = 200
-# Past contacts in an offer: what the offer card shows. The console reads more when the agent
-# opens the contact; every row here is paid for on every contact (docs/benchmarks.md).
-HISTORY = 5
 
 
 @dataclass(frozen=True)

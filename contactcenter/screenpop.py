@@ -10,6 +10,10 @@ from contactcenter.customers import customer_card, customer_history
 from contactcenter.storage.models import Contact, Customer, Queue
 from contactcenter.timeline import customer_timelines
 
+# Past contacts in a screen-pop: what the offer card shows. The console reads more when the
+# agent opens the contact; every row here is paid for on every contact (docs/benchmarks.md).
+HISTORY = 5
+
 
 def contact_summary(contact: Contact, queue: Queue | None = None) -> dict[str, Any]:
     return {
@@ -34,9 +38,9 @@ async def build_screen_pop(
     is_new: bool = False,
 ) -> dict[str, Any]:
     history = [
-        h for h in await customer_history(session, customer.id, limit=20)
+        h for h in await customer_history(session, customer.id, limit=HISTORY + 1)
         if h["contact_id"] != contact.id
-    ]
+    ][:HISTORY]
     card = customer_card(customer)
     card["is_new"] = is_new or card.get("is_new", False)
     timeline = (await customer_timelines(session, [customer.id]))[customer.id]
