@@ -325,7 +325,8 @@ async def test_unknown_recipients_are_refused_with_550(node: Node, relay: Relay)
     # With one good recipient among them, the message is taken once, for the good one.
     refused_some = await send_mail(node, mail("Hi", "hello"), to=(f"sales@{DOMAIN}", SUPPORT))
     assert refused_some[f"sales@{DOMAIN}"][0] == 550
-    assert await count(node, Message) == 1
+    # Counted inbound only: the acknowledgement may already be stored beside it.
+    assert len(await inbound_messages(node)) == 1
     await relay.next()
 
 

@@ -7,10 +7,11 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+from contactcenter.storage.sqlite_inline import connector
 from contactcenter.wire import dumps, loads
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -18,7 +19,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30},
+        engine = create_async_engine(url, async_creator=connector(make_url(url).database or ""),
                                      json_serializer=dumps, json_deserializer=loads)
 
         @event.listens_for(engine.sync_engine, "connect")

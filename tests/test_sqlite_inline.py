@@ -1,0 +1,66 @@
+"""SQLite run on the loop's thread: a writer that meets a held lock waits without stopping the
+loop, so the holder can finish; one that waits too long gets SQLite's own 'locked' error."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+from sqlalchemy import text
+
+from contactcenter.storage.db import make_engine
+from contactcenter.storage.sqlite_inline import connector
+
+
+async def test_a_second_writer_waits_while_the_loop_lets_the_first_commit(tmp_path) -> None:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}")
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (n INTEGER)"))
+    holding, release = asyncio.Event(), asyncio.Event()
+    order: list[str] = []
+
+    async def holder() -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (1)"))
+            holding.set()
+            await release.wait()  # the write lock is held across an await
+            order.append("first commits")
+
+    async def second() -> None:
+        await holding.wait()
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (2)"))
+        order.append("second committed")
+
+    async def releaser() -> None:
+        await holding.wait()
+        await asyncio.sleep(0.05)  # by now the second writer has met the lock
+        order.append("loop still runs")
+        release.set()
+
+    await asyncio.gather(holder(), second(), releaser())
+    assert order == ["loop still runs", "first commits", "second committed"]
+    async with engine.connect() as conn:
+        rows = await conn.execute(text("SELECT n FROM t ORDER BY rowid"))
+        assert rows.scalars().all() == [1, 2]
+    await engine.dispose()
+
+
+async def test_a_writer_gives_up_with_sqlites_error_when_the_lock_stays_held(tmp_path) -> None:
+    path = str(tmp_path / "w.db")
+    first = await connector(path)()
+    second = await connector(path, busy_seconds=0.05)()
+    await first.execute("CREATE TABLE t (n INTEGER)")
+    await first.commit()
+    await first.execute("INSERT INTO t VALUES (1)")  # opens the write transaction, keeps it
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        await second.execute("INSERT INTO t VALUES (2)")
+    await first.commit()
+    await second.rollback()
+    await second.execute("INSERT INTO t VALUES (2)")  # the lock is free again
+    await second.commit()
+    rows = await (await first.execute("SELECT n FROM t ORDER BY n")).fetchall()
+    assert rows == [(1,), (2,)]
+    await first.close()
+    await second.close()
