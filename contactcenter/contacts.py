@@ -38,6 +38,7 @@ from contactcenter.storage.models import (
     Message,
     Queue,
 )
+from contactcenter.storage.one_of import one_of
 from contactcenter.timeline import customer_timelines
 
 _IN_PROGRESS = [s.value for s in ContactState if not s.is_final]
@@ -375,14 +376,14 @@ _MESSAGE = Message.__table__
 _CONVERSATION_COLUMNS = (_CONV.c.id, _CONV.c.customer_id, _CONV.c.channel,
                          _CONV.c.last_message_at, _CONV.c.token, _CONV.c.subject)
 _CONVERSATIONS_BY_ID = select(*_CONVERSATION_COLUMNS).where(
-    _CONV.c.id.in_(bindparam("ids", expanding=True)))
+    one_of(_CONV.c.id, "ids"))
 _RECENT_CONVERSATIONS = select(*_CONVERSATION_COLUMNS).where(
-    _CONV.c.customer_id.in_(bindparam("customers", expanding=True)),
-    _CONV.c.channel.in_(bindparam("channels", expanding=True)),
+    one_of(_CONV.c.customer_id, "customers"),
+    one_of(_CONV.c.channel, "channels"),
     _CONV.c.last_message_at >= bindparam("oldest"),
 ).order_by(_CONV.c.last_message_at)
 _LIVE_CONTACTS = select(_CONTACT).where(
-    _CONTACT.c.conversation_id.in_(bindparam("ids", expanding=True)),
+    one_of(_CONTACT.c.conversation_id, "ids"),
     _CONTACT.c.state.in_(_IN_PROGRESS),
 ).order_by(_CONTACT.c.id)
 _TOUCH_CONVERSATION = update(_CONV).where(_CONV.c.id == bindparam("cid")).values(

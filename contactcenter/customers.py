@@ -69,6 +69,7 @@ from contactcenter.storage.models import (
     User,
     UTCDateTime,
 )
+from contactcenter.storage.one_of import one_of
 
 DEFAULT_LANGUAGE = "zh-CN"
 DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -427,28 +428,20 @@ def audit(
 # Create and update
 
 
-# SQLite allows 32766 bound parameters per statement; stay far below it.
-_IN_CHUNK = 1000
-
-
 _PHONE_OWNERS = select(CustomerPhone.number, CustomerPhone.customer_id).where(
-    CustomerPhone.number.in_(bindparam("values", expanding=True)))
+    one_of(CustomerPhone.number, "values"))
 _EMAIL_OWNERS = select(CustomerEmail.address, CustomerEmail.customer_id).where(
-    CustomerEmail.address.in_(bindparam("values", expanding=True)))
+    one_of(CustomerEmail.address, "values"))
 
 
 async def _owners(session: AsyncSession, stmt: Any, values: Iterable[str]) -> dict[str, int]:
-    """{value: customer id} for the values of a unique key column that are taken, in chunks
-    so a batch of any size stays within the database's parameter limits."""
+    """{value: customer id} for the values of a unique key column that are taken."""
     wanted = list(dict.fromkeys(values))
-    taken: dict[str, int] = {}
     if not wanted:
-        return taken
+        return {}
     conn = await session.connection()
-    for i in range(0, len(wanted), _IN_CHUNK):
-        rows = await conn.execute(stmt, {"values": wanted[i : i + _IN_CHUNK]})
-        taken.update({value: customer_id for value, customer_id in rows})
-    return taken
+    rows = await conn.execute(stmt, {"values": wanted})
+    return {value: customer_id for value, customer_id in rows}
 
 
 async def taken_phones(session: AsyncSession, numbers: Iterable[str]) -> dict[str, int]:
@@ -965,26 +958,25 @@ async def _lookup(
 
 def _card_parts_statement() -> Any:
     text, none = String(254), null()
-    ids = bindparam("ids", expanding=True)
     parts = union_all(
         select(literal("phones", text).label("part"), CustomerPhone.customer_id,
                CustomerPhone.number.label("a"), CustomerPhone.label.label("b"),
                cast(none, Boolean).label("flag"), cast(none, UTCDateTime).label("since"),
                CustomerPhone.id.label("seq"))
-        .where(CustomerPhone.customer_id.in_(ids)),
+        .where(one_of(CustomerPhone.customer_id, "ids")),
         select(literal("emails", text), CustomerEmail.customer_id, CustomerEmail.address,
                cast(none, text), cast(none, Boolean), cast(none, UTCDateTime),
-               CustomerEmail.id).where(CustomerEmail.customer_id.in_(ids)),
+               CustomerEmail.id).where(one_of(CustomerEmail.customer_id, "ids")),
         select(literal("tags", text), CustomerTag.customer_id, CustomerTag.tag,
                cast(none, text), cast(none, Boolean), cast(none, UTCDateTime),
-               literal(0)).where(CustomerTag.customer_id.in_(ids)),
+               literal(0)).where(one_of(CustomerTag.customer_id, "ids")),
         select(literal("owners", text), CustomerOwner.customer_id,
                cast(CustomerOwner.user_id, text), cast(none, text), cast(none, Boolean),
                CustomerOwner.since, CustomerOwner.user_id)
-        .where(CustomerOwner.customer_id.in_(ids)),
+        .where(one_of(CustomerOwner.customer_id, "ids")),
         select(literal("consents", text), Consent.customer_id, Consent.purpose,
                cast(none, text), Consent.granted, cast(none, UTCDateTime), literal(0))
-        .where(Consent.customer_id.in_(ids)),
+        .where(one_of(Consent.customer_id, "ids")),
     ).subquery()
     return select(parts).order_by(parts.c.since, parts.c.seq)
 
@@ -993,7 +985,10 @@ def _card_parts_statement() -> Any:
 # more than running it (see docs/benchmarks.md), and a reused statement keeps its cache key.
 _CARD_PARTS = _card_parts_statement()
 _CARD_ROWS = select(Customer.__table__).where(
-    Customer.__table__.c.id.in_(bindparam("ids", expanding=True)))
+    one_of(Customer.__table__.c.id, "ids"))
+# Row positions of the card's plain fields: a lookup by name per field cost more than the query.
+_SCALAR_AT = tuple((name, [c.key for c in _CARD_ROWS.selected_columns].index(name))
+                   for name in _SCALAR_FIELDS)
 
 
 async def customer_cards(session: AsyncSession, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
@@ -1020,9 +1015,8 @@ async def customer_cards(session: AsyncSession, ids: Iterable[int]) -> dict[int,
     cards = {}
     for row in await conn.execute(_CARD_ROWS, {"ids": wanted}):
         cid, part = row.id, found[row.id]
-        m = row._mapping
         cards[cid] = _card(
-            cid, {name: m[name] for name in _SCALAR_FIELDS},
+            cid, {name: row[at] for name, at in _SCALAR_AT},
             phones=part["phones"], emails=part["emails"], tags=part["tags"],
             owners=part["owners"], consents=dict(part["consents"]), tier=row.tier,
             tier_override=row.tier_override, source=row.source, created_at=row.created_at,
@@ -1134,7 +1128,7 @@ def _histories_statement(dialect: str) -> Any:
         )
         .select_from(chosen.outerjoin(queues, queues.c.id == contacts.c.queue_id)
                      .outerjoin(users, users.c.id == contacts.c.agent_id))
-        .where(customers.c.id.in_(bindparam("ids", expanding=True)))
+        .where(one_of(customers.c.id, "ids"))
         .order_by(contacts.c.customer_id, contacts.c.created_at.desc(), contacts.c.id.desc())
     )
 

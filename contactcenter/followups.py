@@ -16,6 +16,7 @@ from sqlalchemy import Integer, String, bindparam, cast, func, literal, null, se
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactcenter.storage.models import CallbackOutcome, ScheduledWork, Survey, Visit
+from contactcenter.storage.one_of import one_of
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -23,7 +24,6 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _statement() -> Any:
-    ids = bindparam("ids", expanding=True)
     text = String(200)
     callbacks = (
         select(literal("callback", text).label("kind"), ScheduledWork.id.label("id"),
@@ -37,21 +37,21 @@ def _statement() -> Any:
                                       order_by=(ScheduledWork.due_at.desc(),
                                                 ScheduledWork.id.desc())).label("n"))
         .outerjoin(CallbackOutcome, CallbackOutcome.work_key == ScheduledWork.key)
-        .where(ScheduledWork.customer_id.in_(ids), ScheduledWork.kind == "callback"))
+        .where(one_of(ScheduledWork.customer_id, "ids"), ScheduledWork.kind == "callback"))
     visits = (
         select(literal("visit", text), Visit.id, Visit.customer_id, Visit.due_at,
                Visit.latest_at, Visit.state, Visit.rule_id, Visit.outcome, Visit.done_at,
                Visit.notes, cast(null(), Integer),
                func.row_number().over(partition_by=Visit.customer_id,
                                       order_by=(Visit.due_at.desc(), Visit.id.desc())))
-        .where(Visit.customer_id.in_(ids)))
+        .where(one_of(Visit.customer_id, "ids")))
     surveys = (
         select(literal("survey", text), Survey.id, Survey.customer_id, Survey.sent_at,
                Survey.open_until, Survey.subject, cast(Survey.subject_id, text), null(),
                Survey.replied_at, Survey.reply_text, Survey.score,
                func.row_number().over(partition_by=Survey.customer_id,
                                       order_by=(Survey.sent_at.desc(), Survey.id.desc())))
-        .where(Survey.customer_id.in_(ids)))
+        .where(one_of(Survey.customer_id, "ids")))
     both = union_all(callbacks, visits, surveys).subquery()
     return (select(both).where(both.c.n <= bindparam("per_kind"))
             .order_by(both.c.customer_id, both.c.kind, both.c.n))

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactcenter.followups import followups_for
 from contactcenter.storage.models import Complaint, CustomerEvent
+from contactcenter.storage.one_of import one_of
 
 PER_KIND = 5  # of each part of the timeline, newest first; the console fetches more on demand
 
@@ -37,7 +38,7 @@ def _events_statement() -> Any:
     events = select(
         CustomerEvent.customer_id, CustomerEvent.id, CustomerEvent.kind, CustomerEvent.at,
         CustomerEvent.data, newest.label("rank"),
-    ).where(CustomerEvent.customer_id.in_(bindparam("ids", expanding=True)),
+    ).where(one_of(CustomerEvent.customer_id, "ids"),
             CustomerEvent.kind.in_(list(_EVENT_PARTS))).subquery()
     return (select(events).where(events.c.rank <= bindparam("limit"))
             .order_by(events.c.at.desc()))
@@ -51,7 +52,7 @@ def _complaints_statement() -> Any:
         Complaint.customer_id, Complaint.id, Complaint.channel, Complaint.summary,
         Complaint.step, Complaint.level, Complaint.owner_user_id, Complaint.deadline_at,
         Complaint.created_at, Complaint.archived_at, newest.label("rank"),
-    ).where(Complaint.customer_id.in_(bindparam("ids", expanding=True))).subquery()
+    ).where(one_of(Complaint.customer_id, "ids")).subquery()
     return (select(complaints).where(complaints.c.rank <= bindparam("limit"))
             .order_by(complaints.c.created_at.desc()))
 

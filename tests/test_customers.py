@@ -27,6 +27,7 @@ from contactcenter.customers import (
     owner_ids,
     parse_input,
     search_customers,
+    taken_phones,
     update_customer,
 )
 from contactcenter.errors import Conflict, InvalidInput, NotFound
@@ -606,6 +607,19 @@ async def test_histories_give_each_customer_their_own_latest_contacts(sm: Sessio
     assert [h["contact_id"] for h in histories[a.id]] == [x.id for _, x in newest_a[:4]]
     assert [h["body"] for h in histories[b.id]] == [f"{b.id}-1", f"{b.id}-0"]
     assert histories[c.id] == []
+
+
+async def test_owner_lookup_takes_any_number_of_values_in_one_read(sm: Sessions) -> None:
+    """The values go as one list parameter, so a lookup longer than SQLite's 32,766 bound
+    parameters (an import's worth) is still one statement and finds exactly the taken ones."""
+    a = await _create(sm, name="甲", phones=["13800138201"])
+    b = await _create(sm, name="乙", phones=["13800138202"])
+    wanted = [f"+8613900{n:06d}" for n in range(40_000)]
+    wanted[17] = normalize_phone("13800138201")
+    wanted[39_000] = normalize_phone("13800138202")
+    async with sm() as s:
+        assert await taken_phones(s, wanted) == {wanted[17]: a.id, wanted[39_000]: b.id}
+        assert await taken_phones(s, []) == {}
 
 
 async def test_customer_card_shape(sm: Sessions) -> None:

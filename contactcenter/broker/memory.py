@@ -40,10 +40,12 @@ class MemoryBroker(Broker):
                 await asyncio.wait_for(self._arrived.wait(), block)
             except TimeoutError:
                 return []
-        # Ids are consecutive, so the first wanted one sits at a known offset: no scan.
-        first_kept = self._next_input - len(self._inputs)
-        skip = max(0, start - first_kept)
-        return [(str(i), m) for i, m in islice(self._inputs, skip, None)]
+        # Ids are consecutive and the wanted ones are the newest: read them from the right end,
+        # since walking a deque to an offset costs the whole log kept before it.
+        wanted = min(self._next_input - start, len(self._inputs))
+        newest = list(islice(reversed(self._inputs), wanted))
+        newest.reverse()
+        return [(str(i), m) for i, m in newest]
 
     async def hold_lease(self, ttl: float) -> bool:
         return True  # the only process is always the leader

@@ -1,0 +1,39 @@
+"""The input log as the router reads it, on both brokers: after any cursor, exactly the later
+inputs, in order, whatever the log held before."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from contactcenter.broker import Broker, make_broker
+from tests.conftest import REDIS_URL, require
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def broker(request: pytest.FixtureRequest) -> AsyncIterator[Broker]:
+    if request.param == "redis":
+        require(REDIS_URL, 6379, "Redis")
+        b = make_broker(REDIS_URL, "test", f"cctest-{uuid.uuid4().hex[:8]}")
+    else:
+        b = make_broker(None, "test")
+    await b.start()
+    yield b
+    await b.close()
+
+
+async def test_inputs_after_a_cursor_are_the_later_ones_in_order(broker: Broker) -> None:
+    start = await broker.tail_id()
+    assert await broker.read_inputs(start, 0.01) == []
+    for n in range(250):
+        await broker.submit({"op": "n", "n": n})
+    everything = await broker.read_inputs(start, 0.01)
+    assert [m["n"] for _, m in everything] == list(range(250))
+    cursor = everything[199][0]  # the router has read up to the 200th
+    later = await broker.read_inputs(cursor, 0.01)
+    assert [m["n"] for _, m in later] == list(range(200, 250))
+    assert await broker.read_inputs(later[-1][0], 0.01) == []
+    await broker.submit({"op": "n", "n": 250})
+    assert [m["n"] for _, m in await broker.read_inputs(later[-1][0], 0.01)] == [250]
