@@ -1134,6 +1134,9 @@ def _histories_statement(dialect: str) -> Any:
 
 
 _HISTORIES = {dialect: _histories_statement(dialect) for dialect in ("postgresql", "sqlite")}
+# The statement's columns between customer_id and the three times, under their entry names.
+_HISTORY_KEYS = ("contact_id", "channel", "direction", "state", "queue_id", "queue", "agent_id",
+                 "agent", "subject", "body", "disposition", "notes")
 
 
 async def customer_histories(
@@ -1146,24 +1149,13 @@ async def customer_histories(
         return out
     conn = await session.connection()
     stmt = _HISTORIES[conn.dialect.name]
-    for row in await conn.execute(stmt, {"ids": ids, "limit": max(1, limit)}):
-        out[row.customer_id].append({
-            "contact_id": row.id,
-            "channel": row.channel,
-            "direction": row.direction,
-            "state": row.state,
-            "queue_id": row.queue_id,
-            "queue": row.queue,
-            "agent_id": row.agent_id,
-            "agent": row.agent,
-            "subject": row.subject,
-            "body": row.body,
-            "disposition": row.disposition,
-            "notes": row.notes,
-            "created_at": _iso(row.created_at),
-            "answered_at": _iso(row.answered_at),
-            "closed_at": _iso(row.closed_at),
-        })
+    for customer_id, *fields, created, answered, closed in await conn.execute(
+            stmt, {"ids": ids, "limit": max(1, limit)}):
+        entry = dict(zip(_HISTORY_KEYS, fields, strict=True))  # one call, not a line per key
+        entry["created_at"] = _iso(created)
+        entry["answered_at"] = _iso(answered)
+        entry["closed_at"] = _iso(closed)
+        out[customer_id].append(entry)
     return out
 
 

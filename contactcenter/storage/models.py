@@ -61,7 +61,8 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
-        naive = value.astimezone(UTC).replace(tzinfo=None)
+        # Most values are UTC already; astimezone is the dear part of this hot function.
+        naive = (value if value.tzinfo is UTC else value.astimezone(UTC)).replace(tzinfo=None)
         if dialect.name == "sqlite":
             return naive.isoformat(sep=" ", timespec="microseconds")
         return naive
