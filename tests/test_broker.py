@@ -3,6 +3,7 @@ inputs, in order, whatever the log held before."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -37,3 +38,18 @@ async def test_inputs_after_a_cursor_are_the_later_ones_in_order(broker: Broker)
     assert await broker.read_inputs(later[-1][0], 0.01) == []
     await broker.submit({"op": "n", "n": 250})
     assert [m["n"] for _, m in await broker.read_inputs(later[-1][0], 0.01)] == [250]
+
+
+async def test_concurrent_submits_are_each_in_the_log_when_they_return(broker: Broker) -> None:
+    start = await broker.tail_id()
+    await broker.submit_many([])
+
+    async def submit(n: int) -> None:
+        await broker.submit({"op": "n", "n": n})
+        # Returned: it is in the log, behind every input submitted before it.
+        logged = [m["n"] for _, m in await broker.read_inputs(start, 0.01)]
+        assert n in logged and logged == sorted(logged)
+
+    await asyncio.gather(*(submit(n) for n in range(100)))
+    await broker.submit_many([{"op": "n", "n": 100}, {"op": "n", "n": 101}])
+    assert [m["n"] for _, m in await broker.read_inputs(start, 0.01)] == list(range(102))
