@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from contactcenter.broker import Broker, make_broker
+from contactcenter.broker.base import agent_channel
 from tests.conftest import REDIS_URL, require
 
 
@@ -53,3 +54,22 @@ async def test_concurrent_submits_are_each_in_the_log_when_they_return(broker: B
     await asyncio.gather(*(submit(n) for n in range(100)))
     await broker.submit_many([{"op": "n", "n": 100}, {"op": "n", "n": 101}])
     assert [m["n"] for _, m in await broker.read_inputs(start, 0.01)] == list(range(102))
+
+
+async def test_a_batch_of_deliveries_is_numbered_per_agent_in_order(broker: Broker) -> None:
+    got: dict[int, list[dict[str, object]]] = {7: [], 8: []}
+    unsubscribe = [broker.subscribe(agent_channel(a), got[a].append) for a in got]
+    before = {a: await broker.last_seq(a) for a in got}
+    await broker.deliver_many([(7, {"type": "x", "n": 1}), (8, {"type": "x", "n": 2}),
+                               (7, {}), (7, {"type": "x", "n": 3})])
+    assert await broker.deliver(8, {"type": "x", "n": 4}) == before[8] + 2
+    for _ in range(100):  # pub/sub arrives on its own task
+        if len(got[7]) == 3 and len(got[8]) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert got[7] == [{"seq": before[7] + 1, "type": "x", "n": 1}, {"seq": before[7] + 2},
+                      {"seq": before[7] + 3, "type": "x", "n": 3}]
+    assert [m["n"] for m in got[8]] == [2, 4]
+    assert await broker.replay(7, before[7] + 1) == got[7][1:]
+    for stop in unsubscribe:
+        stop()
