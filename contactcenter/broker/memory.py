@@ -6,19 +6,23 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Iterable
-from itertools import islice
 
 from contactcenter.broker.base import REPLAY_DEPTH, Broker, Message, agent_channel
+from contactcenter.wire import dumps, loads
 
 
 class MemoryBroker(Broker):
     def __init__(self, node_id: str = "embedded") -> None:
         super().__init__(node_id)
+        # Only what the one reader (this process's dispatcher) has not read yet: inputs carry
+        # screen-pops, and a long log of them kept the garbage collector busy for nothing.
         self._inputs: deque[tuple[int, Message]] = deque(maxlen=100_000)
         self._next_input = 1
         self._arrived = asyncio.Event()
         self._seq: dict[int, int] = {}
-        self._buffers: dict[int, deque[Message]] = {}
+        # Replay buffers hold the frames as JSON text: thousands of nested dicts kept for a
+        # possible reconnect were a tenth of the CPU in garbage collection under load.
+        self._buffers: dict[int, deque[tuple[int, str]]] = {}
         self._presence: dict[int, float] = {}
 
     async def ping(self) -> bool:
@@ -34,18 +38,15 @@ class MemoryBroker(Broker):
 
     async def read_inputs(self, after: str, block: float) -> list[tuple[str, Message]]:
         start = int(after) + 1
+        while self._inputs and self._inputs[0][0] < start:
+            self._inputs.popleft()
         if self._next_input <= start:
             self._arrived.clear()
             try:
                 await asyncio.wait_for(self._arrived.wait(), block)
             except TimeoutError:
                 return []
-        # Ids are consecutive and the wanted ones are the newest: read them from the right end,
-        # since walking a deque to an offset costs the whole log kept before it.
-        wanted = min(self._next_input - start, len(self._inputs))
-        newest = list(islice(reversed(self._inputs), wanted))
-        newest.reverse()
-        return [(str(i), m) for i, m in newest]
+        return [(str(i), m) for i, m in self._inputs]
 
     async def hold_lease(self, ttl: float) -> bool:
         return True  # the only process is always the leader
@@ -57,7 +58,8 @@ class MemoryBroker(Broker):
         seq = self._seq.get(agent_id, 0) + 1
         self._seq[agent_id] = seq
         numbered = {"seq": seq, **message}
-        self._buffers.setdefault(agent_id, deque(maxlen=REPLAY_DEPTH)).append(numbered)
+        self._buffers.setdefault(agent_id, deque(maxlen=REPLAY_DEPTH)).append(
+            (seq, dumps(numbered)))
         self._fan_out(agent_channel(agent_id), numbered)
         return seq
 
@@ -66,9 +68,9 @@ class MemoryBroker(Broker):
         last = self._seq.get(agent_id, 0)
         if after_seq >= last:
             return []
-        if not buffer or buffer[0]["seq"] > after_seq + 1:
+        if not buffer or buffer[0][0] > after_seq + 1:
             return None
-        return [m for m in buffer if m["seq"] > after_seq]
+        return [loads(m) for seq, m in buffer if seq > after_seq]
 
     async def last_seq(self, agent_id: int) -> int:
         return self._seq.get(agent_id, 0)
