@@ -95,7 +95,8 @@ class RedisBroker(Broker):
                         log.exception("pub/sub subscriber failed")
             except (ConnectionError, aioredis.ConnectionError):
                 log.warning("redis pub/sub connection lost; retrying")
-                await asyncio.sleep(0.5)
+            # listen() also ends when nothing is subscribed; never spin on it.
+            await asyncio.sleep(0.5)
 
     async def ping(self) -> bool:
         try:
