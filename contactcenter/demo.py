@@ -452,7 +452,8 @@ def _history(
         events = [
             (EventKind.ENTERED, entered, None, {"channel": channel, "tier": contact.tier}),
             (EventKind.OFFERED, offered, agent, {}),
-            (EventKind.ACCEPTED, accepted, agent, {}),
+            # The router records the wait with every answer; the live statistics fold it.
+            (EventKind.ACCEPTED, accepted, agent, {"wait": (accepted - entered).total_seconds()}),
             (EventKind.ENDED, ended, agent, {}),
             (EventKind.COMPLETED, completed, agent, {"disposition": disposition}),
         ]

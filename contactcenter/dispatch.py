@@ -227,13 +227,19 @@ class Dispatcher:
                 select(EventRow).where(EventRow.at >= midnight).order_by(EventRow.id)
             )
             for row in rows:
-                stats.apply(
-                    ContactEvent(
-                        kind=EventKind(row.kind), at=row.at.timestamp(), contact_id=row.contact_id,
-                        queue_id=row.queue_id, agent_id=row.agent_id,
-                        state=ContactState.QUEUED, data=row.data or {},
+                try:
+                    stats.apply(
+                        ContactEvent(
+                            kind=EventKind(row.kind), at=row.at.timestamp(),
+                            contact_id=row.contact_id, queue_id=row.queue_id,
+                            agent_id=row.agent_id, state=ContactState.QUEUED,
+                            data=row.data or {},
+                        )
                     )
-                )
+                except (KeyError, TypeError, ValueError) as e:
+                    # One malformed row (an import, an old version) must not stop all routing:
+                    # it is left out of today's figures, and said so.
+                    log.warning("contact event %s left out of today's statistics: %r", row.id, e)
         self.router, self.stats = router, stats
         self._conn.clear()
         metrics.reset_open_contacts()

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter, defaultdict
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from contactcenter.clock import ManualClock
 from contactcenter.customers import customer_card, customer_history, search_customers
 from contactcenter.demo import load_demo
 from contactcenter.phones import normalize_phone
@@ -26,6 +29,7 @@ from contactcenter.storage.models import (
 )
 from contactcenter.users import create_user, verify_password
 from tests.conftest import NOW
+from tests.harness import start_node
 
 Sessions = async_sessionmaker[AsyncSession]
 EVENT_ORDER = ["entered", "offered", "accepted", "ended", "completed"]
@@ -185,3 +189,41 @@ async def test_demo_is_deterministic(tmp_path: Path) -> None:
     first = await _snapshot(tmp_path / "a.db", seed=7)
     assert len(first) == 300
     assert await _snapshot(tmp_path / "b.db", seed=7) == first
+
+
+async def test_a_server_on_the_demo_data_routes_and_counts_todays_answers(
+    db_url: str, sm: Sessions
+) -> None:
+    """The demo's history reaches into today; the node folding it into the live statistics
+    must become the router (it once failed on every try: the demo's answers had no wait), and
+    a malformed row is left out of the figures instead of stopping all routing."""
+    await load_demo(sm, now=NOW)
+    async with sm() as s:
+        rows = (await s.scalars(select(ContactEvent).where(ContactEvent.kind == "accepted"))).all()
+    assert rows and all(isinstance(r.data.get("wait"), float) for r in rows)
+    async with sm.begin() as s:  # and one malformed row (an answer without its wait) today
+        s.add(ContactEvent(at=NOW - timedelta(minutes=5), kind="accepted",
+                           contact_id=rows[0].contact_id, queue_id=rows[0].queue_id,
+                           agent_id=rows[0].agent_id, data={}))
+    node = await start_node(db_url, None, "demo", ManualClock(NOW))
+    try:
+        dispatcher = node.rt.dispatcher
+        assert dispatcher is not None
+        for _ in range(200):
+            if dispatcher.is_leader:
+                break
+            await asyncio.sleep(0.05)
+        assert dispatcher.is_leader and dispatcher.stats is not None
+        today = NOW.astimezone(ZoneInfo(node.rt.settings.timezone)).date()
+        answered = sum(dispatcher.stats.queue(q.id, today).answered
+                       for q in await _queues(sm))
+        tz = ZoneInfo(node.rt.settings.timezone)
+        expected = sum(1 for r in rows if r.at.astimezone(tz).date() == today)
+        assert answered == expected > 0
+    finally:
+        await node.stop()
+
+
+async def _queues(sm: Sessions) -> list[Queue]:
+    async with sm() as s:
+        return list((await s.scalars(select(Queue))).all())
