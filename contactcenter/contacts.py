@@ -30,7 +30,7 @@ from contactcenter.domain import ContactState, Direction
 from contactcenter.errors import ContactCenterError, NotFound, Unavailable
 from contactcenter.queues import select_queue
 from contactcenter.runtime import Runtime
-from contactcenter.screenpop import HISTORY, contact_summary
+from contactcenter.screenpop import HISTORY, contact_summary, pop_history
 from contactcenter.storage.models import (
     Attachment,
     Contact,
@@ -273,8 +273,7 @@ async def _take_in_batch(rt: Runtime, items: Sequence[Inbound]) -> list[Intake |
             if p.new_contact:
                 card = dict(p.customer)
                 card["is_new"] = p.created_customer or card.get("is_new", False)
-                history = [h for h in histories[p.customer["id"]]
-                           if h["contact_id"] != p.contact.id][:HISTORY]
+                history = pop_history(histories[p.customer["id"]], p.contact.id)
                 enqueue.append({
                     "op": "enqueue",
                     "contact": {"id": p.contact.id, "queue_id": p.queue.id,

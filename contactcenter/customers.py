@@ -987,8 +987,8 @@ _CARD_PARTS = _card_parts_statement()
 _CARD_ROWS = select(Customer.__table__).where(
     one_of(Customer.__table__.c.id, "ids"))
 # Row positions of the card's plain fields: a lookup by name per field cost more than the query.
-_SCALAR_AT = tuple((name, [c.key for c in _CARD_ROWS.selected_columns].index(name))
-                   for name in _SCALAR_FIELDS)
+_CARD_KEYS = [c.key for c in _CARD_ROWS.selected_columns]
+_SCALAR_AT = tuple((name, _CARD_KEYS.index(name)) for name in _SCALAR_FIELDS)
 
 
 async def customer_cards(session: AsyncSession, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
@@ -1142,7 +1142,8 @@ _HISTORY_KEYS = ("contact_id", "channel", "direction", "state", "queue_id", "que
 async def customer_histories(
     session: AsyncSession, customer_ids: Iterable[int], *, limit: int = 20
 ) -> dict[int, list[dict[str, Any]]]:
-    """`customer_history` for many customers in one query (a window per customer)."""
+    """`customer_history` for many customers in one query (each customer's latest through
+    the index; see `_histories_statement`)."""
     ids = list(set(customer_ids))
     out: dict[int, list[dict[str, Any]]] = {cid: [] for cid in ids}
     if not ids:

@@ -54,8 +54,9 @@ class Runtime:
 
     def writing(self) -> AbstractAsyncContextManager[Any]:
         """Held around the hot write transactions (the intake's, the dispatcher's). SQLite lets
-        one writer in at a time and makes the others sleep and retry, for milliseconds each;
-        taking turns here first costs nothing. PostgreSQL needs no turns."""
+        one writer in at a time and the others sleep and retry (storage/sqlite_inline.py), a
+        millisecond or more each; taking turns here first costs nothing. PostgreSQL needs no
+        turns."""
         if self.engine.dialect.name == "sqlite":
             return self._sqlite_writer
         return nullcontext()

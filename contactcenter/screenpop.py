@@ -15,6 +15,12 @@ from contactcenter.timeline import customer_timelines
 HISTORY = 5
 
 
+def pop_history(latest: list[dict[str, Any]], contact_id: int) -> list[dict[str, Any]]:
+    """The offer's history from the customer's latest `HISTORY + 1` contacts (read that many,
+    since the contact being offered may be among them): the others, newest first."""
+    return [h for h in latest if h["contact_id"] != contact_id][:HISTORY]
+
+
 def contact_summary(contact: Contact, queue: Queue | None = None) -> dict[str, Any]:
     return {
         "id": contact.id,
@@ -37,10 +43,8 @@ async def build_screen_pop(
     session: AsyncSession, contact: Contact, customer: Customer, queue: Queue | None, *,
     is_new: bool = False,
 ) -> dict[str, Any]:
-    history = [
-        h for h in await customer_history(session, customer.id, limit=HISTORY + 1)
-        if h["contact_id"] != contact.id
-    ][:HISTORY]
+    history = pop_history(
+        await customer_history(session, customer.id, limit=HISTORY + 1), contact.id)
     card = customer_card(customer)
     card["is_new"] = is_new or card.get("is_new", False)
     timeline = (await customer_timelines(session, [customer.id]))[customer.id]
