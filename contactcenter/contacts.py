@@ -31,6 +31,7 @@ from contactcenter.errors import ContactCenterError, NotFound, Unavailable
 from contactcenter.queues import select_queue
 from contactcenter.runtime import Runtime
 from contactcenter.screenpop import HISTORY, contact_summary, pop_history
+from contactcenter.storage import direct
 from contactcenter.storage.models import (
     Attachment,
     Contact,
@@ -333,7 +334,7 @@ class _Threads:
         known = set(self.by_id) | {c.id for c in self.recent.values()}
         if known:
             conn = await session.connection()
-            for contact in await conn.execute(_LIVE_CONTACTS, {"ids": list(known)}):
+            for contact in await direct.rows(conn, _LIVE_CONTACTS, {"ids": list(known)}):
                 self.live_of[contact.conversation_id] = contact
 
     def conversation(self, item: Inbound, customer: dict[str, Any],
@@ -374,17 +375,17 @@ _MESSAGE = Message.__table__
 # running it on the hot path (docs/benchmarks.md).
 _CONVERSATION_COLUMNS = (_CONV.c.id, _CONV.c.customer_id, _CONV.c.channel,
                          _CONV.c.last_message_at, _CONV.c.token, _CONV.c.subject)
-_CONVERSATIONS_BY_ID = select(*_CONVERSATION_COLUMNS).where(
-    one_of(_CONV.c.id, "ids"))
-_RECENT_CONVERSATIONS = select(*_CONVERSATION_COLUMNS).where(
+_CONVERSATIONS_BY_ID = direct.Hot(select(*_CONVERSATION_COLUMNS).where(
+    one_of(_CONV.c.id, "ids")))
+_RECENT_CONVERSATIONS = direct.Hot(select(*_CONVERSATION_COLUMNS).where(
     one_of(_CONV.c.customer_id, "customers"),
     one_of(_CONV.c.channel, "channels"),
     _CONV.c.last_message_at >= bindparam("oldest"),
-).order_by(_CONV.c.last_message_at)
-_LIVE_CONTACTS = select(_CONTACT).where(
+).order_by(_CONV.c.last_message_at))
+_LIVE_CONTACTS = direct.Hot(select(_CONTACT).where(
     one_of(_CONTACT.c.conversation_id, "ids"),
-    _CONTACT.c.state.in_(_IN_PROGRESS),
-).order_by(_CONTACT.c.id)
+    one_of(_CONTACT.c.state, "states", _IN_PROGRESS),
+).order_by(_CONTACT.c.id))
 _TOUCH_CONVERSATION = update(_CONV).where(_CONV.c.id == bindparam("cid")).values(
     last_message_at=bindparam("at"))
 _INSERT = {table: insert(table).returning(table.c.id, sort_by_parameter_order=True)
@@ -394,10 +395,10 @@ _INSERT_UNORDERED = {table: insert(table).returning(table.c.id)
 _INSERT_ATTACHMENTS = insert(Attachment.__table__)
 
 
-async def _conversations(session: AsyncSession, stmt: Any,
+async def _conversations(session: AsyncSession, stmt: direct.Hot,
                          params: dict[str, Any]) -> list[_Conversation]:
     conn = await session.connection()
-    return [_Conversation(*row) for row in await conn.execute(stmt, params)]
+    return [_Conversation(*row) for row in await direct.rows(conn, stmt, params)]
 
 
 async def _customers(session: AsyncSession, items: Sequence[Inbound], threads: _Threads,

@@ -55,6 +55,7 @@ from contactcenter.phones import (
     try_normalize_email,
     try_normalize_phone,
 )
+from contactcenter.storage import direct
 from contactcenter.storage.models import (
     AuditEntry,
     Consent,
@@ -428,20 +429,20 @@ def audit(
 # Create and update
 
 
-_PHONE_OWNERS = select(CustomerPhone.number, CustomerPhone.customer_id).where(
-    one_of(CustomerPhone.number, "values"))
-_EMAIL_OWNERS = select(CustomerEmail.address, CustomerEmail.customer_id).where(
-    one_of(CustomerEmail.address, "values"))
+_PHONE_OWNERS = direct.Hot(select(CustomerPhone.number, CustomerPhone.customer_id).where(
+    one_of(CustomerPhone.number, "values")))
+_EMAIL_OWNERS = direct.Hot(select(CustomerEmail.address, CustomerEmail.customer_id).where(
+    one_of(CustomerEmail.address, "values")))
 
 
-async def _owners(session: AsyncSession, stmt: Any, values: Iterable[str]) -> dict[str, int]:
+async def _owners(session: AsyncSession, stmt: direct.Hot,
+                  values: Iterable[str]) -> dict[str, int]:
     """{value: customer id} for the values of a unique key column that are taken."""
     wanted = list(dict.fromkeys(values))
     if not wanted:
         return {}
-    conn = await session.connection()
-    rows = await conn.execute(stmt, {"values": wanted})
-    return {value: customer_id for value, customer_id in rows}
+    found = await direct.rows(await session.connection(), stmt, {"values": wanted})
+    return {value: customer_id for value, customer_id in found}
 
 
 async def taken_phones(session: AsyncSession, numbers: Iterable[str]) -> dict[str, int]:
@@ -978,16 +979,16 @@ def _card_parts_statement() -> Any:
                cast(none, text), Consent.granted, cast(none, UTCDateTime), literal(0))
         .where(one_of(Consent.customer_id, "ids")),
     ).subquery()
-    return select(parts).order_by(parts.c.since, parts.c.seq)
+    return direct.Hot(select(parts).order_by(parts.c.since, parts.c.seq))
 
 
 # The screen-pop's statements are built once: building and keying a statement this size cost
 # more than running it (see docs/benchmarks.md), and a reused statement keeps its cache key.
 _CARD_PARTS = _card_parts_statement()
-_CARD_ROWS = select(Customer.__table__).where(
-    one_of(Customer.__table__.c.id, "ids"))
+_CARD_ROWS = direct.Hot(select(Customer.__table__).where(
+    one_of(Customer.__table__.c.id, "ids")))
 # Row positions of the card's plain fields: a lookup by name per field cost more than the query.
-_CARD_KEYS = [c.key for c in _CARD_ROWS.selected_columns]
+_CARD_KEYS = [c.key for c in _CARD_ROWS.stmt.selected_columns]
 _SCALAR_AT = tuple((name, _CARD_KEYS.index(name)) for name in _SCALAR_FIELDS)
 
 
@@ -1002,7 +1003,8 @@ async def customer_cards(session: AsyncSession, ids: Iterable[int]) -> dict[int,
     found: dict[int, dict[str, list[Any]]] = {
         cid: {"phones": [], "emails": [], "tags": [], "owners": [], "consents": []}
         for cid in wanted}
-    for part, customer_id, a, b, flag, _, _ in await conn.execute(_CARD_PARTS, {"ids": wanted}):
+    parts = await direct.rows(conn, _CARD_PARTS, {"ids": wanted})
+    for part, customer_id, a, b, flag, _, _ in parts:
         mine = found[customer_id][part]
         if part == "phones":
             mine.append((a, b))
@@ -1013,7 +1015,7 @@ async def customer_cards(session: AsyncSession, ids: Iterable[int]) -> dict[int,
         else:
             mine.append(a)
     cards = {}
-    for row in await conn.execute(_CARD_ROWS, {"ids": wanted}):
+    for row in await direct.rows(conn, _CARD_ROWS, {"ids": wanted}):
         cid, part = row.id, found[row.id]
         cards[cid] = _card(
             cid, {name: row[at] for name, at in _SCALAR_AT},
@@ -1117,7 +1119,7 @@ def _histories_statement(dialect: str) -> Any:
         chosen = customers.join(latest, true()).join(contacts, contacts.c.id == latest.c.id)
     else:  # SQLite has no LATERAL; it runs this IN once per customer, by rowid
         chosen = customers.join(contacts, contacts.c.id.in_(recent.scalar_subquery()))
-    return (
+    return direct.Hot(
         select(
             contacts.c.customer_id, contacts.c.id, contacts.c.channel, contacts.c.direction,
             contacts.c.state, contacts.c.queue_id, queues.c.name.label("queue"),
@@ -1150,8 +1152,8 @@ async def customer_histories(
         return out
     conn = await session.connection()
     stmt = _HISTORIES[conn.dialect.name]
-    for customer_id, *fields, created, answered, closed in await conn.execute(
-            stmt, {"ids": ids, "limit": max(1, limit)}):
+    for customer_id, *fields, created, answered, closed in await direct.rows(
+            conn, stmt, {"ids": ids, "limit": max(1, limit)}):
         entry = dict(zip(_HISTORY_KEYS, fields, strict=True))  # one call, not a line per key
         entry["created_at"] = _iso(created)
         entry["answered_at"] = _iso(answered)

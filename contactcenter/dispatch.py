@@ -36,6 +36,7 @@ from contactcenter.routing import (
 )
 from contactcenter.runtime import Runtime
 from contactcenter.screenpop import build_screen_pop
+from contactcenter.storage import direct
 from contactcenter.storage.models import Contact, Customer, Queue
 from contactcenter.storage.models import ContactEvent as EventRow
 
@@ -54,15 +55,16 @@ _CONTACTS = Contact.__table__
 _STATE_AFTER_ROUTE = {ContactState.QUEUED, ContactState.OFFERED}
 
 
-_INSERT_EVENTS = insert(_EVENTS)
-_CONTACT_UPDATES: dict[tuple[str, ...], Any] = {}
+_INSERT_EVENTS = direct.Hot(insert(_EVENTS),
+                     keys=("at", "kind", "contact_id", "queue_id", "agent_id", "data"))
+_CONTACT_UPDATES: dict[tuple[str, ...], direct.Hot] = {}
 
 
-def _contact_update(shape: tuple[str, ...]) -> Any:
+def _contact_update(shape: tuple[str, ...]) -> direct.Hot:
     """The UPDATE for one set of changed columns, built once: there are a handful of shapes."""
     stmt = _CONTACT_UPDATES.get(shape)
     if stmt is None:
-        stmt = _CONTACT_UPDATES[shape] = (
+        stmt = _CONTACT_UPDATES[shape] = direct.Hot(
             update(_CONTACTS).where(_CONTACTS.c.id == bindparam("cid"))
             .values({k: bindparam(k) for k in shape}))
     return stmt
@@ -356,14 +358,14 @@ class Dispatcher:
                         u["notes"] = self._notes.pop(e.contact_id)
         # Core statements on a bare connection: no unit of work for rows nobody reads back.
         async with self.rt.writing(), self.rt.engine.begin() as conn:
-            await conn.execute(_INSERT_EVENTS, rows)
+            await direct.run_many(conn, _INSERT_EVENTS, rows)
             # One executemany per shape of update (the set of columns it changes).
             by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
             for u in updates.values():
                 by_shape.setdefault(tuple(sorted(k for k in u if k != "id")), []).append(
                     {"cid" if k == "id" else k: v for k, v in u.items()})
             for shape, group in by_shape.items():
-                await conn.execute(_contact_update(shape), group)
+                await direct.run_many(conn, _contact_update(shape), group)
 
     async def _deliver(self, effects: Sequence[Effect]) -> None:
         broker = self.rt.broker

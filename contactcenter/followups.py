@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Integer, String, bindparam, cast, func, literal, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contactcenter.storage import direct
 from contactcenter.storage.models import CallbackOutcome, ScheduledWork, Survey, Visit
 from contactcenter.storage.one_of import one_of
 
@@ -57,7 +58,7 @@ def _statement() -> Any:
             .order_by(both.c.customer_id, both.c.kind, both.c.n))
 
 
-_FOLLOWUPS = _statement()  # built once: see customers.customer_cards
+_FOLLOWUPS = direct.Hot(_statement())  # built once: see customers.customer_cards
 
 
 async def followups_for(session: AsyncSession, customer_ids: Sequence[int], *,
@@ -70,7 +71,7 @@ async def followups_for(session: AsyncSession, customer_ids: Sequence[int], *,
     if not ids:
         return out
     conn = await session.connection()
-    rows = (await conn.execute(_FOLLOWUPS, {"ids": ids, "per_kind": per_kind})).all()
+    rows = await direct.rows(conn, _FOLLOWUPS, {"ids": ids, "per_kind": per_kind})
     for r in rows:
         entry: dict[str, Any] = {"id": r.id, "at": _iso(r.at)}
         if r.kind == "callback":

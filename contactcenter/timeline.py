@@ -13,6 +13,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactcenter.followups import followups_for
+from contactcenter.storage import direct
 from contactcenter.storage.models import Complaint, CustomerEvent
 from contactcenter.storage.one_of import one_of
 
@@ -39,7 +40,7 @@ def _events_statement() -> Any:
         CustomerEvent.customer_id, CustomerEvent.id, CustomerEvent.kind, CustomerEvent.at,
         CustomerEvent.data, newest.label("rank"),
     ).where(one_of(CustomerEvent.customer_id, "ids"),
-            CustomerEvent.kind.in_(list(_EVENT_PARTS))).subquery()
+            one_of(CustomerEvent.kind, "kinds", list(_EVENT_PARTS))).subquery()
     return (select(events).where(events.c.rank <= bindparam("limit"))
             .order_by(events.c.at.desc()))
 
@@ -58,8 +59,8 @@ def _complaints_statement() -> Any:
 
 
 # Built once: see customers.customer_cards.
-_EVENTS = _events_statement()
-_COMPLAINTS = _complaints_statement()
+_EVENTS = direct.Hot(_events_statement())
+_COMPLAINTS = direct.Hot(_complaints_statement())
 
 
 async def customer_timelines(
@@ -73,12 +74,12 @@ async def customer_timelines(
         return out
     conn = await session.connection()
     params = {"ids": list(ids), "limit": limit}
-    for row in await conn.execute(_EVENTS, params):
+    for row in await direct.rows(conn, _EVENTS, params):
         part = out[row.customer_id][_EVENT_PARTS[row.kind]]
         if len(part) < limit:
             part.append({"id": row.id, "kind": row.kind, "at": _iso(row.at),
                          "data": row.data or {}})
-    for row in await conn.execute(_COMPLAINTS, params):
+    for row in await direct.rows(conn, _COMPLAINTS, params):
         out[row.customer_id]["complaints"].append({
             "id": row.id, "channel": row.channel, "summary": row.summary, "step": row.step,
             "level": row.level, "owner_id": row.owner_user_id,

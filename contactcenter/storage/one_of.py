@@ -1,4 +1,5 @@
-"""`one_of(column, "ids")`: column IN a list given at execution as one parameter.
+"""`one_of(column, "ids")`: column IN a list given at execution as one parameter
+(`one_of(column, "kinds", [...])`: a fixed list, also one parameter).
 
 SQLAlchemy's expanding IN renders a placeholder per value and rewrites the statement text on
 every execution; on the hot path that rewrite cost more than the query. Here the list travels as
@@ -55,8 +56,10 @@ class OneOf(ColumnElement[bool]):
         return self.column._from_objects
 
 
-def one_of(column: Any, name: str) -> OneOf:
-    return OneOf(column, bindparam(name, type_=_List(column.type)))
+def one_of(column: Any, name: str, values: list[Any] | None = None) -> OneOf:
+    if values is None:
+        return OneOf(column, bindparam(name, type_=_List(column.type)))
+    return OneOf(column, bindparam(name, values, type_=_List(column.type)))
 
 
 @compiles(OneOf, "postgresql")

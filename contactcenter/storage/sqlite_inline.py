@@ -115,6 +115,18 @@ class Connection:
             waited += delay
             delay = min(delay * 2, 0.05)
 
+    async def run_sql(self, sql: str, parameters: Sequence[Any]) -> sqlite3.Cursor:
+        """One statement on the sqlite3 connection itself (storage/direct.py)."""
+        return await self.retrying(self._conn.execute, sql, parameters)
+
+    async def run_sql_many(self, sql: str, parameters: list[Sequence[Any]]) -> None:
+        await self.retrying(self._conn.executemany, sql, parameters)
+
+    def trace(self, callback: Callable[[str], object] | None) -> None:
+        """Every statement SQLite runs on this connection, as text, to `callback` (None: stop);
+        the only view of the statements that bypass SQLAlchemy's events."""
+        self._conn.set_trace_callback(callback)
+
     @property
     def isolation_level(self) -> str | None:
         return self._conn.isolation_level

@@ -1,0 +1,83 @@
+"""Hot statements run on the driver (storage/direct.py) read and write exactly what SQLAlchemy's
+own execution does, inside the caller's transaction; statements it would run wrongly are
+refused when first compiled."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contactcenter.storage import direct
+from contactcenter.storage.models import ContactEvent
+from contactcenter.storage.one_of import one_of
+
+EVENTS = ContactEvent.__table__
+KEYS = ("at", "kind", "contact_id", "queue_id", "agent_id", "data")
+INSERT = direct.Hot(insert(EVENTS), keys=KEYS)
+READ = direct.Hot(
+    select(EVENTS.c.id, EVENTS.c.at, EVENTS.c.kind, EVENTS.c.agent_id, EVENTS.c.data)
+    .where(one_of(EVENTS.c.contact_id, "contacts"),
+           one_of(EVENTS.c.kind, "kinds", ["offered", "accepted"]),
+           EVENTS.c.queue_id == bindparam("queue"))
+    .order_by(EVENTS.c.id))
+MOVE = direct.Hot(update(EVENTS).where(EVENTS.c.id == bindparam("eid"))
+                  .values(at=bindparam("at"), data=bindparam("data")))
+
+AT = datetime(2026, 11, 23, 2, 0, 0, 123456, tzinfo=UTC)
+
+
+def event(contact: int, kind: str, agent: int | None, data: dict) -> dict:
+    return {"at": AT, "kind": kind, "contact_id": contact, "queue_id": 1, "agent_id": agent,
+            "data": data}
+
+
+async def test_rows_and_writes_are_the_same_as_through_sqlalchemy(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await direct.run_many(conn, INSERT, [
+            event(7, "offered", 3, {"expires_at": 1.5, "note": "雨天"}),
+            event(7, "accepted", None, {}),
+            event(7, "completed", 3, {"disposition": "resolved"}),  # not a kind READ wants
+            event(8, "offered", 4, {"n": [1, 2]}),
+        ])
+    params = {"contacts": [7, 8], "queue": 1}
+    async with engine.connect() as conn:
+        mine = await direct.rows(conn, READ, params)
+        theirs = (await conn.execute(READ.stmt, params)).all()
+    assert [tuple(r) for r in mine] == [tuple(r) for r in theirs]
+    assert [(r.kind, r.agent_id, r.data) for r in mine] == [
+        ("offered", 3, {"expires_at": 1.5, "note": "雨天"}), ("accepted", None, {}),
+        ("offered", 4, {"n": [1, 2]})]
+    assert all(r.at == AT and r.at.tzinfo is not None for r in mine)
+
+    later = datetime(2026, 11, 24, 8, 30, tzinfo=UTC)
+    async with engine.begin() as conn:
+        await direct.run_many(conn, MOVE, [{"eid": mine[0].id, "at": later, "data": {"x": 1}}])
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(EVENTS.c.at, EVENTS.c.data)
+                                  .where(EVENTS.c.id == mine[0].id))).one()
+    assert (row.at, row.data) == (later, {"x": 1})
+
+
+async def test_direct_writes_roll_back_with_the_callers_transaction(engine: AsyncEngine) -> None:
+    with pytest.raises(RuntimeError):
+        async with engine.begin() as conn:
+            await direct.run_many(conn, INSERT, [event(9, "offered", 3, {})])
+            raise RuntimeError("the batch fails after the write")
+    async with engine.connect() as conn:
+        assert await direct.rows(conn, READ, {"contacts": [9], "queue": 1}) == []
+
+
+def test_statements_it_would_run_wrongly_are_refused() -> None:
+    dialect = sqlite.dialect()
+    # `data` has a Python-side default that SQLAlchemy would fill in and this path would not.
+    without_data = direct.Hot(insert(EVENTS), keys=KEYS[:-1])
+    with pytest.raises(ValueError, match="Python default"):
+        without_data.compiled(dialect)
+    # An expanding IN changes its SQL with every list; one_of keeps it one parameter.
+    expanding = direct.Hot(select(EVENTS.c.id).where(EVENTS.c.kind.in_(["a", "b"])))
+    with pytest.raises(ValueError, match="one_of"):
+        expanding.compiled(dialect)
