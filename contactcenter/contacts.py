@@ -386,12 +386,17 @@ _LIVE_CONTACTS = direct.Hot(select(_CONTACT).where(
     one_of(_CONTACT.c.conversation_id, "ids"),
     one_of(_CONTACT.c.state, "states", _IN_PROGRESS),
 ).order_by(_CONTACT.c.id))
-_TOUCH_CONVERSATION = update(_CONV).where(_CONV.c.id == bindparam("cid")).values(
-    last_message_at=bindparam("at"))
-_INSERT = {table: insert(table).returning(table.c.id, sort_by_parameter_order=True)
-           for table in (_CONV, _CONTACT, _MESSAGE)}
-_INSERT_UNORDERED = {table: insert(table).returning(table.c.id)
-                     for table in (_CONV, _CONTACT, _MESSAGE)}
+_TOUCH_CONVERSATION = direct.Hot(update(_CONV).where(_CONV.c.id == bindparam("cid")).values(
+    last_message_at=bindparam("at")))
+_CONTACT_COLUMNS = ("channel", "direction", "state", "customer_id", "queue_id", "tier",
+                    "from_address", "to_address", "subject", "body", "external_id", "meta",
+                    "created_at", "conversation_id")
+_INSERT_CONVERSATIONS = direct.HotInsert(_CONV, (
+    "customer_id", "channel", "status", "token", "subject", "created_at", "last_message_at"))
+_INSERT_CONTACTS = direct.HotInsert(_CONTACT, _CONTACT_COLUMNS)
+_INSERT_MESSAGES = direct.HotInsert(_MESSAGE, (
+    "conversation_id", "contact_id", "direction", "body", "created_at", "external_id", "meta",
+    "private", "attempts"))
 _INSERT_ATTACHMENTS = insert(Attachment.__table__)
 
 
@@ -436,25 +441,25 @@ class _Waiting:
 
 async def _write(conn: AsyncConnection, plans: dict[int, _Plan], at: datetime) -> None:
     """Insert the new conversations, contacts and messages and touch the joined conversations:
-    one executemany per kind of row, ids back by RETURNING in the order given."""
+    one executemany per kind of row, ids back in the order given."""
     conversations = list({id(p.conversation): p.conversation for p in plans.values()}.values())
     new = [c for c in conversations if c.id is None]
     joined = [c for c in conversations if c.id is not None]
     if new:
-        ids = await _insert(conn, _CONV, [
+        ids = await direct.insert_ids(conn, _INSERT_CONVERSATIONS, [
             {"customer_id": c.customer_id, "channel": c.channel, "status": "open",
              "token": c.token, "subject": c.subject, "created_at": at,
              "last_message_at": c.last_message_at} for c in new])
         for c, id_ in zip(new, ids, strict=True):
             c.id = id_
     if joined:
-        await conn.execute(_TOUCH_CONVERSATION,
-                           [{"cid": c.id, "at": c.last_message_at} for c in joined])
+        await direct.run_many(conn, _TOUCH_CONVERSATION,
+                              [{"cid": c.id, "at": c.last_message_at} for c in joined])
     contacts = [p for p in plans.values() if p.new_contact]
     if contacts:
         for p in contacts:
             p.contact.conversation_id = p.conversation.id
-        ids = await _insert(conn, _CONTACT, [
+        ids = await direct.insert_ids(conn, _INSERT_CONTACTS, [
             {k: getattr(p.contact, k) for k in _CONTACT_COLUMNS} for p in contacts])
         for p, id_ in zip(contacts, ids, strict=True):
             p.contact.id = id_
@@ -464,10 +469,11 @@ async def _write(conn: AsyncConnection, plans: dict[int, _Plan], at: datetime) -
     if messaged:
         for p in messaged:
             p.message = _Message(body=p.item.body, meta=dict(p.item.meta), created_at=at)
-        ids = await _insert(conn, _MESSAGE, [
+        ids = await direct.insert_ids(conn, _INSERT_MESSAGES, [
             {"conversation_id": p.conversation.id, "contact_id": p.contact.id,
              "direction": Direction.INBOUND.value, "body": p.item.body, "created_at": at,
-             "external_id": _message_key(p.item), "meta": dict(p.item.meta)}
+             "external_id": _message_key(p.item), "meta": dict(p.item.meta),
+             "private": False, "attempts": 0}
             for p in messaged])
         for p, id_ in zip(messaged, ids, strict=True):
             assert p.message is not None
@@ -478,22 +484,6 @@ async def _write(conn: AsyncConnection, plans: dict[int, _Plan], at: datetime) -
         for p in messaged if p.message is not None for a in p.item.attachments]
     if attachments:
         await conn.execute(_INSERT_ATTACHMENTS, attachments)
-
-
-_CONTACT_COLUMNS = ("channel", "direction", "state", "customer_id", "queue_id", "tier",
-                    "from_address", "to_address", "subject", "body", "external_id", "meta",
-                    "created_at", "conversation_id")
-
-
-async def _insert(conn: AsyncConnection, table: Any, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert the rows; their new ids, in the order of `rows`."""
-    if conn.dialect.name != "sqlite":
-        return list((await conn.execute(_INSERT[table], rows)).scalars())
-    # SQLAlchemy can only keep RETURNING in parameter order on SQLite by inserting one row per
-    # statement. It need not: this transaction holds SQLite's one write lock, and an INTEGER
-    # PRIMARY KEY takes the next id for each VALUES row in turn, so the ids, sorted, are the
-    # rows' in order. One multi-row INSERT instead of a statement per row.
-    return sorted((await conn.execute(_INSERT_UNORDERED[table], rows)).scalars())
 
 
 def _message_key(inbound: Inbound) -> str | None:

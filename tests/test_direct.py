@@ -18,6 +18,7 @@ from contactcenter.storage.one_of import one_of
 EVENTS = ContactEvent.__table__
 KEYS = ("at", "kind", "contact_id", "queue_id", "agent_id", "data")
 INSERT = direct.Hot(insert(EVENTS), keys=KEYS)
+INSERT_IDS = direct.HotInsert(EVENTS, KEYS)
 READ = direct.Hot(
     select(EVENTS.c.id, EVENTS.c.at, EVENTS.c.kind, EVENTS.c.agent_id, EVENTS.c.data)
     .where(one_of(EVENTS.c.contact_id, "contacts"),
@@ -60,6 +61,16 @@ async def test_rows_and_writes_are_the_same_as_through_sqlalchemy(engine: AsyncE
         row = (await conn.execute(select(EVENTS.c.at, EVENTS.c.data)
                                   .where(EVENTS.c.id == mine[0].id))).one()
     assert (row.at, row.data) == (later, {"x": 1})
+
+
+async def test_inserted_ids_come_back_in_the_order_of_the_rows(engine: AsyncEngine) -> None:
+    rows = [event(100 + n, kind, None, {}) for n, kind in enumerate(["a", "b", "c", "d"])]
+    async with engine.begin() as conn:
+        first = await direct.insert_ids(conn, INSERT_IDS, rows[:1])
+        ids = await direct.insert_ids(conn, INSERT_IDS, rows[1:])
+    async with engine.connect() as conn:
+        stored = dict((await conn.execute(select(EVENTS.c.id, EVENTS.c.kind))).all())
+    assert [stored[i] for i in first + ids] == ["a", "b", "c", "d"]
 
 
 async def test_direct_writes_roll_back_with_the_callers_transaction(engine: AsyncEngine) -> None:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Table, insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -32,16 +33,16 @@ class _Compiled:
     sql: str
     names: tuple[str, ...]  # the parameters in the order of the placeholders
     fixed: Mapping[str, Any]  # values given in the statement itself (literals)
-    binds: tuple[Callable[[Any], Any] | None, ...]
-    results: tuple[Callable[[Any], Any] | None, ...] | None  # None: no column needs converting
+    converted: tuple[tuple[int, Callable[[Any], Any]], ...]  # (position, bind processor)
+    results: tuple[tuple[int, Callable[[Any], Any]], ...]  # (column, result processor)
     row: type[tuple[Any, ...]] | None  # rows read by position or by column name
 
-    def args(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
-        fixed = self.fixed
-        return tuple(
-            (value if bind is None or value is None else bind(value))
-            for name, bind in zip(self.names, self.binds, strict=True)
-            for value in ((params[name] if name in params else fixed[name]),))
+    def args(self, params: Mapping[str, Any]) -> list[Any]:
+        values = [params[name] if name in params else self.fixed[name] for name in self.names]
+        for at, bind in self.converted:
+            if values[at] is not None:
+                values[at] = bind(values[at])
+        return values
 
 
 class Hot:
@@ -62,6 +63,16 @@ class Hot:
         return self._sqlite
 
 
+class HotInsert(Hot):
+    """An INSERT of rows that each give `keys`, whose new ids come back in the rows' order."""
+
+    __slots__ = ("returning",)
+
+    def __init__(self, table: Table, keys: Sequence[str]) -> None:
+        super().__init__(insert(table), keys)
+        self.returning = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+
+
 def _compile(stmt: Any, dialect: Dialect, keys: list[str] | None) -> _Compiled:
     compiled = stmt.compile(dialect=dialect, column_keys=keys)
     if compiled.insert_prefetch or compiled.update_prefetch:
@@ -69,18 +80,19 @@ def _compile(stmt: Any, dialect: Dialect, keys: list[str] | None) -> _Compiled:
     if compiled.post_compile_params:  # an expanding IN rewrites the SQL on every run
         raise ValueError(f"use one_of() for a list parameter: {stmt}")
     names = tuple(compiled.positiontup or ())
-    binds = tuple(compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
-                  for name in names)
+    binds = (compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+             for name in names)
+    converted = tuple((at, bind) for at, bind in enumerate(binds) if bind is not None)
     fixed = {name: bind.value for name, bind in compiled.binds.items()
              if not bind.required and bind.callable is None}
-    results, row = None, None
+    results: tuple[tuple[int, Callable[[Any], Any]], ...] = ()
+    row = None
     columns = getattr(stmt, "selected_columns", None)
     if columns is not None:
-        found = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None)
-                      for c in columns)
-        results = found if any(found) else None
+        found = (c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns)
+        results = tuple((at, f) for at, f in enumerate(found) if f is not None)
         row = namedtuple("Row", [c.key for c in columns], rename=True)  # type: ignore[misc]
-    return _Compiled(compiled.string, names, fixed, binds, results, row)
+    return _Compiled(compiled.string, names, fixed, converted, results, row)
 
 
 def _inline(conn: AsyncConnection) -> InlineConnection:
@@ -98,11 +110,32 @@ async def rows(conn: AsyncConnection, hot: Hot,
     c = hot.compiled(conn.dialect)
     found = (await _inline(conn).run_sql(c.sql, c.args(params))).fetchall()
     make = c.row._make  # type: ignore[union-attr]
-    if c.results is None:
+    if not c.results:
         return [make(row) for row in found]
-    convert = c.results
-    return [make([value if f is None or value is None else f(value)
-                  for f, value in zip(convert, row, strict=True)]) for row in found]
+    out = []
+    for row in found:
+        values = list(row)
+        for at, convert in c.results:
+            if values[at] is not None:
+                values[at] = convert(values[at])
+        out.append(make(values))
+    return out
+
+
+async def insert_ids(conn: AsyncConnection, hot: HotInsert,
+                     params: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Insert the rows; their new ids, in the order of `params`."""
+    if not params:
+        return []
+    if conn.dialect.name != "sqlite":
+        return list((await conn.execute(hot.returning, list(params))).scalars())
+    c = hot.compiled(conn.dialect)
+    inline = _inline(conn)
+    await inline.run_sql_many(c.sql, [c.args(p) for p in params])
+    # This transaction holds SQLite's one write lock, and an INTEGER PRIMARY KEY takes one more
+    # than the largest id for each row in turn: the last id and the count give them all.
+    ((last,),) = (await inline.run_sql("SELECT last_insert_rowid()", ())).fetchall()
+    return list(range(last - len(params) + 1, last + 1))
 
 
 async def run_many(conn: AsyncConnection, hot: Hot, params: Sequence[Mapping[str, Any]]) -> None:
