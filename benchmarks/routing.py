@@ -772,8 +772,11 @@ async def run_backend(name: str, args: argparse.Namespace) -> BackendResult:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--agents", type=int, default=40, help="simulated agents (capacity 5 each)")
-    p.add_argument("--steps", default="10,20,30,40,60,80,100,150,200,300,400,600,800",
+    # Enough agents that the pool is not the limit: an agent holds one pending offer at a time,
+    # so offers/s can never pass agents / (offer-to-accept round trip), whatever the server.
+    p.add_argument("--agents", type=int, default=200, help="simulated agents (capacity 5 each)")
+    p.add_argument("--steps",
+                   default="10,20,30,40,60,80,100,150,200,300,400,600,800,1000,1200,1400,1600",
                    help="contact rates to try, per second, in rising order")
     p.add_argument("--step-seconds", type=float, default=5.0, help="how long each rate is held")
     p.add_argument("--backends", default="embedded,scaleout",

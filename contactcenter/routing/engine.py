@@ -227,6 +227,11 @@ class Router:
         # The same, per channel with room on it: finding who can take a voice call does not
         # look at agents whose only free slots are for email.
         self._free_on: dict[str, set[int]] = {}
+        # The same again, in longest-idle order (the default strategy's): choosing walks it from
+        # the front and stops at the first agent who fits, instead of ranking every free agent
+        # for every offer. `_idle_key` is each member's place, to find it again on a change.
+        self._idle_order: dict[str, SortedList] = {}
+        self._idle_key: dict[tuple[str, int], tuple[bool, float, int]] = {}
         self._timers: list[tuple[float, int, str, int]] = []
         self._seq = 0
 
@@ -662,13 +667,24 @@ class Router:
     def _refresh(self, a: _Agent) -> None:
         """Keep the free-agent indexes right after any change to the agent."""
         open_ = a.status is AgentStatus.AVAILABLE and a.offer is None
+        key = (a.total_load() > 0, a.idle_since, a.id)  # longest idle first; see _pick
         # Channels seen before too: a capacity update may have dropped one.
         for channel in self._free_on.keys() | a.spec.capacity.keys():
             members = self._free_on.setdefault(channel, set())
+            order = self._idle_order.setdefault(channel, SortedList())
+            was = self._idle_key.get((channel, a.id))
             if open_ and a.has_room(channel):
                 members.add(a.id)
+                if was != key:
+                    if was is not None:
+                        order.remove(was)
+                    order.add(key)
+                    self._idle_key[(channel, a.id)] = key
             else:
                 members.discard(a.id)
+                if was is not None:
+                    order.remove(was)
+                    del self._idle_key[(channel, a.id)]
         if open_ and a.any_room():
             self._free.add(a.id)
         else:
@@ -804,6 +820,22 @@ class Router:
         if group in hopeless:
             return None
         skills = q.spec.required_skills
+        owners_only = bool(c.owner_ids) and now < c.queued_at + q.spec.sticky_seconds and any(
+            (o := self._agents.get(oid)) is not None and o.status is AgentStatus.AVAILABLE
+            for oid in c.owner_ids)
+        if q.spec.strategy == Strategy.LONGEST_IDLE:
+            # The first who fits in longest-idle order is the one _pick would choose.
+            skilled = False
+            for _, _, agent_id in self._idle_order.get(c.channel, ()):
+                a = self._agents[agent_id]
+                if not skills <= a.spec.skills:
+                    continue
+                skilled = True
+                if not cooling(a) and (not owners_only or agent_id in c.owner_ids):
+                    return a
+            if not skilled:
+                hopeless.add(group)
+            return None
         pool = [
             a
             for a in map(self._agents.__getitem__, self._free_on.get(c.channel, ()))
@@ -813,13 +845,8 @@ class Router:
             hopeless.add(group)
             return None
         pool = [a for a in pool if not cooling(a)]
-        if c.owner_ids and now < c.queued_at + q.spec.sticky_seconds:
-            owner_here = any(
-                (o := self._agents.get(oid)) is not None and o.status is AgentStatus.AVAILABLE
-                for oid in c.owner_ids
-            )
-            if owner_here:
-                pool = [a for a in pool if a.id in c.owner_ids]
+        if owners_only:
+            pool = [a for a in pool if a.id in c.owner_ids]
         return self._pick(q, pool) if pool else None
 
     def _pick(self, q: _Queue, pool: list[_Agent]) -> _Agent:
