@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from contactcenter.broker import Broker, make_broker
-from contactcenter.broker.base import agent_channel
+from contactcenter.broker.base import Frame, agent_channel
+from contactcenter.wire import loads
 from tests.conftest import REDIS_URL, require
 
 
@@ -71,5 +72,8 @@ async def test_a_batch_of_deliveries_is_numbered_per_agent_in_order(broker: Brok
                       {"seq": before[7] + 3, "type": "x", "n": 3}]
     assert [m["n"] for m in got[8]] == [2, 4]
     assert await broker.replay(7, before[7] + 1) == got[7][1:]
+    # Each frame comes with its JSON, which the agent's socket sends as it is: the same frame.
+    for frame in got[7] + got[8]:
+        assert isinstance(frame, Frame) and loads(frame.text) == frame
     for stop in unsubscribe:
         stop()

@@ -14,8 +14,31 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from contactcenter.wire import dumps, loads
+
 Message = dict[str, Any]
 Callback = Callable[[Message], None]
+
+
+class Frame(dict[str, Any]):
+    """A numbered message to an agent, with `text`, its JSON as numbered: the socket sends that
+    text as it is instead of encoding the message a second time (the broker already encoded it
+    for the replay buffer or the wire). Not to be changed once made."""
+
+    __slots__ = ("text",)
+    text: str
+
+    @classmethod
+    def of(cls, message: Message) -> Frame:
+        frame = cls(message)
+        frame.text = dumps(frame)
+        return frame
+
+    @classmethod
+    def parse(cls, text: str) -> Frame:
+        frame = cls(loads(text))
+        frame.text = text
+        return frame
 
 # Events kept per agent for a reconnecting client; older gaps get a full snapshot instead.
 REPLAY_DEPTH = 500

@@ -7,8 +7,8 @@ import time
 from collections import deque
 from collections.abc import Iterable
 
-from contactcenter.broker.base import REPLAY_DEPTH, Broker, Message, agent_channel
-from contactcenter.wire import dumps, loads
+from contactcenter.broker.base import REPLAY_DEPTH, Broker, Frame, Message, agent_channel
+from contactcenter.wire import loads
 
 
 class MemoryBroker(Broker):
@@ -57,10 +57,9 @@ class MemoryBroker(Broker):
     async def deliver(self, agent_id: int, message: Message) -> int:
         seq = self._seq.get(agent_id, 0) + 1
         self._seq[agent_id] = seq
-        numbered = {"seq": seq, **message}
-        self._buffers.setdefault(agent_id, deque(maxlen=REPLAY_DEPTH)).append(
-            (seq, dumps(numbered)))
-        self._fan_out(agent_channel(agent_id), numbered)
+        frame = Frame.of({"seq": seq, **message})
+        self._buffers.setdefault(agent_id, deque(maxlen=REPLAY_DEPTH)).append((seq, frame.text))
+        self._fan_out(agent_channel(agent_id), frame)
         return seq
 
     async def replay(self, agent_id: int, after_seq: int) -> list[Message] | None:

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 import redis.asyncio as aioredis
 
-from contactcenter.broker.base import REPLAY_DEPTH, Broker, Message, agent_channel
+from contactcenter.broker.base import REPLAY_DEPTH, Broker, Frame, Message, agent_channel
 from contactcenter.wire import dumps, loads
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,8 @@ class RedisBroker(Broker):
                     if msg["type"] != "pmessage":
                         continue
                     try:
-                        self._fan_out(msg["channel"][strip:], loads(msg["data"]))
+                        # Agents' frames arrive as the numbered JSON their socket sends.
+                        self._fan_out(msg["channel"][strip:], Frame.parse(msg["data"]))
                     except Exception:
                         log.exception("pub/sub subscriber failed")
             except (ConnectionError, aioredis.ConnectionError):

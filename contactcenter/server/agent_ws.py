@@ -19,7 +19,7 @@ from aiohttp import WSMsgType, web
 from sqlalchemy import select
 
 from contactcenter import metrics
-from contactcenter.broker.base import agent_channel
+from contactcenter.broker.base import Frame, agent_channel
 from contactcenter.clock import utc
 from contactcenter.contacts import message_public
 from contactcenter.domain import AgentStatus, ContactState, Direction, Role
@@ -81,7 +81,7 @@ class AgentSocket:
                 self._sent = seq
 
     async def _send(self, message: dict[str, Any]) -> None:
-        await self.ws.send_str(dumps(message))
+        await self.ws.send_str(message.text if isinstance(message, Frame) else dumps(message))
         if message.get("type") == "offer":
             _observe_pop_latency(message)
 
