@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
 import platform
 import random
@@ -30,7 +29,7 @@ from typing import Any
 from contactcenter.broker.base import agent_channel
 from contactcenter.contacts import Inbound, take_in
 from contactcenter.dispatch import Dispatcher
-from contactcenter.runtime import Runtime
+from contactcenter.runtime import Runtime, tune_collector
 from contactcenter.settings import Settings
 from contactcenter.storage.db import upgrade
 from contactcenter.storage.models import Queue, User
@@ -94,10 +93,7 @@ async def run(size: int, rounds: int) -> None:
 
     for first in range(0, CALLERS, 50):  # every caller once, so each pop carries a history
         await round_of(list(range(first, first + 50)))
-    # As `contactcenter serve` does (docs/architecture.md, garbage collection).
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 20)
+    tune_collector()  # as `contactcenter serve` does
     cpu, wall = time.process_time(), time.perf_counter()
     for _ in range(rounds):
         await round_of([rng.randrange(CALLERS) for _ in range(size)])

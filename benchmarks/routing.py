@@ -1,6 +1,6 @@
 """End-to-end routing benchmark: contacts POSTed over HTTP until offers reach agents' websockets.
 
-    python benchmarks/routing.py            # ceiling + both backends, 2–3 minutes
+    python benchmarks/routing.py            # ceiling + both backends, 5–8 minutes
     python benchmarks/routing.py --quick    # a short smoke run
 
 It measures a ceiling (a bare aiohttp form-POST handler, before each backend and after the

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import signal
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ from aiohttp import web
 from contactcenter import logs
 from contactcenter.clock import utc
 from contactcenter.errors import ContactCenterError
-from contactcenter.runtime import Runtime
+from contactcenter.runtime import Runtime, tune_collector
 from contactcenter.settings import Settings
 from contactcenter.storage.db import upgrade
 
@@ -216,13 +215,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
     runner = web.AppRunner(create_app(rt), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.host, settings.port).start()
-    # What start-up built (modules, the schema, compiled statements) lives as long as the
-    # process: out of the collector's sight, full collections under load cost a fraction.
-    gc.collect()
-    gc.freeze()
-    # Under load most young objects die by reference count before a collection sees them;
-    # collecting every 700 allocations walked the survivors of a request many times over.
-    gc.set_threshold(20_000, 20, 20)
+    tune_collector()
     backend = "PostgreSQL" if settings.database_url else f"SQLite {settings.sqlite_path}"
     broker = "Redis" if settings.redis_url else "in-process broker"
     print(f"contactcenter listening on http://{settings.host}:{settings.port}/ "

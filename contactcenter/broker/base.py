@@ -20,10 +20,14 @@ Message = dict[str, Any]
 Callback = Callable[[Message], None]
 
 
+# Events kept per agent for a reconnecting client; older gaps get a full snapshot instead.
+REPLAY_DEPTH = 500
+
+
 class Frame(dict[str, Any]):
-    """A numbered message to an agent, with `text`, its JSON as numbered: the socket sends that
-    text as it is instead of encoding the message a second time (the broker already encoded it
-    for the replay buffer or the wire). Not to be changed once made."""
+    """A message with `text`, its JSON as the broker made it (for an agent's replay buffer) or
+    received it (off Redis pub/sub): an agent's socket sends that text as it is instead of
+    encoding the message a second time. Not to be changed once made."""
 
     __slots__ = ("text",)
     text: str
@@ -39,9 +43,6 @@ class Frame(dict[str, Any]):
         frame = cls(loads(text))
         frame.text = text
         return frame
-
-# Events kept per agent for a reconnecting client; older gaps get a full snapshot instead.
-REPLAY_DEPTH = 500
 
 
 class Broker(ABC):
