@@ -42,6 +42,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    type_coerce,
     union_all,
 )
 from sqlalchemy.exc import IntegrityError
@@ -69,6 +70,7 @@ from contactcenter.storage.models import (
     TierChange,
     User,
     UTCDateTime,
+    UTCIsoText,
 )
 from contactcenter.storage.one_of import one_of
 
@@ -1094,10 +1096,6 @@ async def search_customers(
     return list(await session.scalars(stmt.limit(limit).offset(offset)))
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 async def customer_history(
     session: AsyncSession, customer_id: int, *, limit: int = 20
 ) -> list[dict[str, Any]]:
@@ -1125,8 +1123,9 @@ def _histories_statement(dialect: str) -> Any:
             contacts.c.state, contacts.c.queue_id, queues.c.name.label("queue"),
             contacts.c.agent_id, users.c.display_name.label("agent"), contacts.c.subject,
             func.substr(contacts.c.body, 1, 200, type_=Text).label("body"),
-            contacts.c.disposition, contacts.c.notes, contacts.c.created_at,
-            contacts.c.answered_at, contacts.c.closed_at,
+            contacts.c.disposition, contacts.c.notes,
+            *(type_coerce(c, UTCIsoText()).label(c.key) for c in (
+                contacts.c.created_at, contacts.c.answered_at, contacts.c.closed_at)),
         )
         .select_from(chosen.outerjoin(queues, queues.c.id == contacts.c.queue_id)
                      .outerjoin(users, users.c.id == contacts.c.agent_id))
@@ -1155,9 +1154,9 @@ async def customer_histories(
     for customer_id, *fields, created, answered, closed in await direct.rows(
             conn, stmt, {"ids": ids, "limit": max(1, limit)}):
         entry = dict(zip(_HISTORY_KEYS, fields, strict=True))  # one call, not a line per key
-        entry["created_at"] = _iso(created)
-        entry["answered_at"] = _iso(answered)
-        entry["closed_at"] = _iso(closed)
+        entry["created_at"] = created  # already ISO text (UTCIsoText)
+        entry["answered_at"] = answered
+        entry["closed_at"] = closed
         out[customer_id].append(entry)
     return out
 

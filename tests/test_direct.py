@@ -4,15 +4,15 @@ refused when first compiled."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, type_coerce, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contactcenter.storage import direct
-from contactcenter.storage.models import ContactEvent
+from contactcenter.storage.models import ContactEvent, UTCIsoText
 from contactcenter.storage.one_of import one_of
 
 EVENTS = ContactEvent.__table__
@@ -92,3 +92,27 @@ def test_statements_it_would_run_wrongly_are_refused() -> None:
     expanding = direct.Hot(select(EVENTS.c.id).where(EVENTS.c.kind.in_(["a", "b"])))
     with pytest.raises(ValueError, match="one_of"):
         expanding.compiled(dialect)
+
+
+async def test_utc_times_round_trip_and_read_as_iso_text(engine: AsyncEngine) -> None:
+    """Times in any zone are stored as UTC and come back aware; read as `UTCIsoText` they are
+    exactly `isoformat()` of that, a whole second included (isoformat leaves out its zero
+    fraction)."""
+    beijing = timezone(timedelta(hours=8))
+    times = [AT, AT.replace(microsecond=0), datetime(2027, 1, 1, 7, 59, 59, 1, tzinfo=beijing)]
+    async with engine.begin() as conn:
+        await direct.run_many(conn, INSERT, [
+            {**event(300 + n, "offered", None, {}), "at": at} for n, at in enumerate(times)])
+    read = direct.Hot(select(EVENTS.c.at, type_coerce(EVENTS.c.at, UTCIsoText()).label("iso"))
+                      .where(EVENTS.c.contact_id >= 300).order_by(EVENTS.c.contact_id))
+    async with engine.connect() as conn:
+        mine = await direct.rows(conn, read, {})
+        theirs = (await conn.execute(read.stmt)).all()
+    assert [tuple(r) for r in mine] == [tuple(r) for r in theirs]
+    assert [r.at for r in mine] == times and all(r.at.tzinfo is not None for r in mine)
+    assert [r.iso for r in mine] == [t.astimezone(UTC).isoformat() for t in times]
+    assert mine[1].iso == "2026-11-23T02:00:00+00:00"
+    with pytest.raises(Exception, match="naive"):
+        async with engine.begin() as conn:
+            await direct.run_many(conn, INSERT, [{**event(400, "offered", None, {}),
+                                                  "at": datetime(2026, 1, 1)}])
