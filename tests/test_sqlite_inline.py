@@ -4,6 +4,7 @@ loop, so the holder can finish; one that waits too long gets SQLite's own 'locke
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 
 import pytest
@@ -64,3 +65,30 @@ async def test_a_writer_gives_up_with_sqlites_error_when_the_lock_stays_held(tmp
     assert rows == [(1,), (2,)]
     await first.close()
     await second.close()
+
+
+async def test_the_log_is_copied_back_by_a_checkpoint_off_the_loop_not_by_a_commit(
+        tmp_path) -> None:
+    """The loop's connections never checkpoint, however long the log grows; every
+    `checkpoint_every` commits a worker thread copies it back into the database file."""
+    db = tmp_path / "c.db"
+    conn = await connector(str(db), checkpoint_every=30)()
+    await conn.execute("PRAGMA journal_mode=WAL")
+    await conn.execute("CREATE TABLE t (b BLOB)")
+    await conn.commit()  # commit 1
+    size = db.stat().st_size
+    for _ in range(28):  # commits 2..29: ~1,400 pages, past SQLite's own 1,000-page trigger
+        await conn.execute("INSERT INTO t VALUES (?)", (os.urandom(200_000),))
+        await conn.commit()
+    await asyncio.sleep(0.2)
+    assert db.stat().st_size == size  # all of it still only in the log
+    await conn.execute("INSERT INTO t VALUES (?)", (os.urandom(200_000),))
+    await conn.commit()  # commit 30
+    for _ in range(100):
+        if db.stat().st_size > size:
+            break
+        await asyncio.sleep(0.05)
+    assert db.stat().st_size > 29 * 200_000
+    cur = await conn.execute("SELECT count(*), sum(length(b)) FROM t")
+    assert await cur.fetchone() == (29, 29 * 200_000)
+    await conn.close()

@@ -19,7 +19,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
+        # LIFO: the connection used last is taken again, its page cache still good; SQLite
+        # drops a connection's whole cache whenever another connection has written since.
         engine = create_async_engine(url, async_creator=connector(make_url(url).database or ""),
+                                     pool_use_lifo=True,
                                      json_serializer=dumps, json_deserializer=loads)
 
         @event.listens_for(engine.sync_engine, "connect")

@@ -14,19 +14,67 @@ transaction is the statement that takes the lock, before it has read anything. A
 
 The price: a long query holds the loop for its whole run. The hot path's statements take
 microseconds; deployments with heavy reporting belong on PostgreSQL (`CC_DATABASE_URL`).
+
+Checkpoints, which copy the write-ahead log back into the database file and wait on the disk,
+would be the longest of them: SQLite runs one inside whichever commit finds the log past 1,000
+pages, and under load that was ~250 µs of every commit, on the loop. So the connections here
+never checkpoint; a worker thread does, on its own connection (see `_Checkpoints`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 # SQLITE_BUSY and SQLITE_BUSY_RECOVERY: another connection holds the lock for now.
 _WAIT_AND_RETRY = {sqlite3.SQLITE_BUSY, 261}
+
+
+class _Checkpoints:
+    """Checkpoints of one database file, run off the loop: one at a time, after every
+    `commits` commits or, when commits are few, after the first commit `seconds` on.
+
+    A PASSIVE checkpoint neither waits for nor blocks the loop's readers and writers; it copies
+    what no reader still needs, and a later one copies the rest. sqlite3 lets go of the GIL
+    while SQLite works, so the copying and its fsync run beside the loop, not in it.
+    """
+
+    def __init__(self, path: str, commits: int, seconds: float = 10.0) -> None:
+        self._path = path
+        self._every, self._seconds = commits, seconds
+        self._commits = 0
+        self._since = time.monotonic()
+        self._running = False
+
+    def committed(self) -> None:
+        self._commits += 1
+        if self._running or (self._commits < self._every
+                             and time.monotonic() - self._since < self._seconds):
+            return
+        self._running, self._commits = True, 0
+        done = asyncio.get_running_loop().run_in_executor(None, self._checkpoint)
+        done.add_done_callback(self._finished)
+
+    def _checkpoint(self) -> None:
+        conn = sqlite3.connect(self._path, timeout=0)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            conn.close()
+
+    def _finished(self, done: asyncio.Future[None]) -> None:
+        self._running, self._since = False, time.monotonic()
+        if not done.cancelled() and done.exception() is not None:
+            # Nothing is lost: the log keeps every page until a later checkpoint copies it.
+            log.warning("SQLite checkpoint of %s failed: %s", self._path, done.exception())
 
 
 class Cursor:
@@ -97,11 +145,13 @@ class _Immediate:
 
 
 class Connection:
-    def __init__(self, conn: sqlite3.Connection, busy_seconds: float) -> None:
+    def __init__(self, conn: sqlite3.Connection, busy_seconds: float,
+                 checkpoints: _Checkpoints | None = None) -> None:
         self._conn = conn
         self._connection: sqlite3.Connection | None = conn  # SQLAlchemy checks it is open
         self._tx = _Immediate(conn)
         self._busy_seconds = busy_seconds
+        self._checkpoints = checkpoints
 
     async def retrying(self, call: Callable[..., T], *args: Any) -> T:
         delay, waited = 0.001, 0.0
@@ -139,6 +189,8 @@ class Connection:
 
     async def commit(self) -> None:
         await self.retrying(self._conn.commit)
+        if self._checkpoints is not None:
+            self._checkpoints.committed()
 
     async def rollback(self) -> None:
         self._conn.rollback()
@@ -155,12 +207,17 @@ class Connection:
             self._conn.close()
 
 
-def connector(path: str, busy_seconds: float = 30.0) -> Callable[[], Any]:
+def connector(path: str, busy_seconds: float = 30.0,
+              checkpoint_every: int = 100) -> Callable[[], Any]:
     """The `async_creator` for `create_async_engine`: one in-place connection per call."""
+
+    # An in-memory database has no log to copy, and a second connection would not see it.
+    checkpoints = None if path in ("", ":memory:") else _Checkpoints(path, checkpoint_every)
 
     async def connect() -> Connection:
         # check_same_thread=False: SQLAlchemy may close a pooled connection from its GC hook.
         conn = sqlite3.connect(path, timeout=0, check_same_thread=False)
-        return Connection(conn, busy_seconds)
+        conn.execute("PRAGMA wal_autocheckpoint=0")  # `_Checkpoints` does it, off the loop
+        return Connection(conn, busy_seconds, checkpoints)
 
     return connect
