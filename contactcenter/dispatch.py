@@ -245,8 +245,10 @@ class Dispatcher:
         self.router, self.stats = router, stats
         self._conn.clear()
         metrics.reset_open_contacts()
+        tally = metrics.Tally()
         for channel, state in self._open.values():
-            metrics.contact_moved(channel, None, state)
+            tally.moved(channel, None, state)
+        tally.apply()
         log.info("node %s routes now (%d open contacts restored)", self.rt.node_id,
                  len(open_contacts))
         # Agents connected to any node announce themselves again to the new router.
@@ -372,20 +374,21 @@ class Dispatcher:
         assert self.stats is not None
         out = list(self._errors)  # frames for agents, in order, sent in one batch at the end
         self._errors.clear()
+        tally = metrics.Tally()
         for e in effects:
             if isinstance(e, AgentStatusChanged):
                 out.append((e.agent_id, {"type": "status", "status": e.status.value,
                                          "reason": e.reason}))
                 continue
             self.stats.apply(e)
-            metrics.observe_event(e)
+            tally.event(e)
             if e.contact_id in self._open:
                 channel, before = self._open[e.contact_id]
                 hook = self.rt.event_hooks.get(channel)
                 if hook is not None:
                     self.rt.spawn(hook(self.rt, e))
                 after = None if e.state.is_final else e.state.value
-                metrics.contact_moved(channel, None if before == "new" else before, after)
+                tally.moved(channel, None if before == "new" else before, after)
                 if after is None:
                     del self._open[e.contact_id]
                 else:
@@ -408,6 +411,7 @@ class Dispatcher:
                 }))
             if e.state.is_final:
                 self._pops.pop(e.contact_id, None)
+        tally.apply()
         if out:
             await broker.deliver_many(out)
 

@@ -24,6 +24,7 @@ SCREEN_POP = Histogram(
 HTTP_REQUESTS = Counter("cc_http_requests_total", "HTTP requests", ["method", "status"])
 
 _OUTCOME = {
+    EventKind.OFFERED: "offered",
     EventKind.ACCEPTED: "accepted",
     EventKind.REJECTED: "rejected",
     EventKind.OFFER_TIMEOUT: "timeout",
@@ -43,27 +44,40 @@ def _child(metric: Any, *labels: str) -> Any:
     return child
 
 
-def contact_moved(channel: str, before: str | None, after: str | None) -> None:
-    """Keep the open-contact gauge in step with one contact's state change."""
-    if before is not None:
-        _child(OPEN_CONTACTS, before, channel).dec()
-    if after is not None:
-        _child(OPEN_CONTACTS, after, channel).inc()
-
-
 def reset_open_contacts() -> None:
     OPEN_CONTACTS.clear()
     for key in [k for k in _children if k[0] is OPEN_CONTACTS]:
         del _children[key]  # cleared children are no longer exported
 
 
-def observe_event(event: Any) -> None:
-    _child(CONTACTS, event.kind.value, str(event.queue_id)).inc()
-    outcome = _OUTCOME.get(event.kind)
-    if outcome:
-        _child(OFFERS, outcome).inc()
-    elif event.kind == EventKind.OFFERED:
-        _child(OFFERS, "offered").inc()
+class Tally:
+    """The contact counters' changes from one round of the router, applied at once: each inc
+    takes the child's lock, and a busy round moves the same few label sets hundreds of times."""
+
+    def __init__(self) -> None:
+        self._deltas: dict[tuple[Any, ...], int] = {}
+
+    def _add(self, key: tuple[Any, ...], n: int) -> None:
+        self._deltas[key] = self._deltas.get(key, 0) + n
+
+    def event(self, event: Any) -> None:
+        self._add((CONTACTS, event.kind.value, str(event.queue_id)), 1)
+        outcome = _OUTCOME.get(event.kind)
+        if outcome is not None:
+            self._add((OFFERS, outcome), 1)
+
+    def moved(self, channel: str, before: str | None, after: str | None) -> None:
+        """One contact's state change, for the open-contact gauge (None: not open)."""
+        if before is not None:
+            self._add((OPEN_CONTACTS, before, channel), -1)
+        if after is not None:
+            self._add((OPEN_CONTACTS, after, channel), 1)
+
+    def apply(self) -> None:
+        for (metric, *labels), n in self._deltas.items():
+            if n:
+                _child(metric, *labels).inc(n)
+        self._deltas.clear()
 
 
 def observe_snapshot(snap: dict[str, Any]) -> None:
