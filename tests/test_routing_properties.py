@@ -434,7 +434,7 @@ class RouterMachine(RuleBasedStateMachine):
         for channel, members in r._free_on.items():
             ranked = sorted((r._agents[i].total_load() > 0, r._agents[i].idle_since, i)
                             for i in members)
-            assert list(r._idle_order.get(channel, ())) == ranked
+            assert list(r._idle_ordered(channel)) == ranked
 
     @invariant()
     def router_matches_model(self) -> None:

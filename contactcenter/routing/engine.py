@@ -230,8 +230,11 @@ class Router:
         # The same again, in longest-idle order (the default strategy's): choosing walks it from
         # the front and stops at the first agent who fits, instead of ranking every free agent
         # for every offer. `_idle_key` is each member's place, to find it again on a change.
+        # Brought up to date only when a channel is routed (`_idle_ordered`): an agent changes
+        # several times per contact on every channel it takes, and most channels are quiet.
         self._idle_order: dict[str, SortedList] = {}
         self._idle_key: dict[tuple[str, int], tuple[bool, float, int]] = {}
+        self._idle_stale: dict[str, set[int]] = {}  # agents changed since, per channel
         self._timers: list[tuple[float, int, str, int]] = []
         self._seq = 0
 
@@ -665,30 +668,43 @@ class Router:
         c.ready_key = c.ready_list = None
 
     def _refresh(self, a: _Agent) -> None:
-        """Keep the free-agent indexes right after any change to the agent."""
+        """Keep the free-agent sets right after any change to the agent."""
         open_ = a.status is AgentStatus.AVAILABLE and a.offer is None
-        key = (a.total_load() > 0, a.idle_since, a.id)  # longest idle first; see _pick
         # Channels seen before too: a capacity update may have dropped one.
         for channel in self._free_on.keys() | a.spec.capacity.keys():
             members = self._free_on.setdefault(channel, set())
-            order = self._idle_order.setdefault(channel, SortedList())
-            was = self._idle_key.get((channel, a.id))
             if open_ and a.has_room(channel):
                 members.add(a.id)
-                if was != key:
-                    if was is not None:
-                        order.remove(was)
-                    order.add(key)
-                    self._idle_key[(channel, a.id)] = key
             else:
                 members.discard(a.id)
-                if was is not None:
-                    order.remove(was)
-                    del self._idle_key[(channel, a.id)]
+            self._idle_stale.setdefault(channel, set()).add(a.id)
         if open_ and a.any_room():
             self._free.add(a.id)
         else:
             self._free.discard(a.id)
+
+    def _idle_ordered(self, channel: str) -> SortedList:
+        """The channel's free agents, longest idle first (see `_pick`)."""
+        order = self._idle_order.setdefault(channel, SortedList())
+        stale = self._idle_stale.get(channel)
+        if stale:
+            members = self._free_on.get(channel, ())
+            for agent_id in stale:
+                was = self._idle_key.get((channel, agent_id))
+                key = None
+                if agent_id in members:
+                    a = self._agents[agent_id]
+                    key = (a.total_load() > 0, a.idle_since, agent_id)
+                if was != key:
+                    if was is not None:
+                        order.remove(was)
+                    if key is None:
+                        del self._idle_key[(channel, agent_id)]
+                    else:
+                        order.add(key)
+                        self._idle_key[(channel, agent_id)] = key
+            stale.clear()
+        return order
 
     def _attach(self, a: _Agent, c: _Contact) -> None:
         a.load[c.channel] = a.load.get(c.channel, 0) + 1
@@ -826,7 +842,7 @@ class Router:
         if q.spec.strategy == Strategy.LONGEST_IDLE:
             # The first who fits in longest-idle order is the one _pick would choose.
             skilled = False
-            for _, _, agent_id in self._idle_order.get(c.channel, ()):
+            for _, _, agent_id in self._idle_ordered(c.channel):
                 a = self._agents[agent_id]
                 if not skills <= a.spec.skills:
                     continue
