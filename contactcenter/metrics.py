@@ -31,8 +31,8 @@ _OUTCOME = {
 }
 
 
-# The router counts several events per contact; `labels()` validates and locks on every call,
-# so each labelled child is looked up once and kept.
+# `labels()` validates and locks on every call, and the router and every request count: each
+# labelled child is looked up once and kept.
 _children: dict[tuple[Any, ...], Any] = {}
 
 
@@ -42,6 +42,10 @@ def _child(metric: Any, *labels: str) -> Any:
     if child is None:
         child = _children[key] = metric.labels(*labels)
     return child
+
+
+def http_request(method: str, status: int) -> None:
+    _child(HTTP_REQUESTS, method, str(status)).inc()
 
 
 def reset_open_contacts() -> None:

@@ -58,7 +58,7 @@ async def json_errors(
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         response = error_body(500, "internal", "internal error; it has been logged")
-    metrics.HTTP_REQUESTS.labels(request.method, str(response.status)).inc()
+    metrics.http_request(request.method, response.status)
     return response
 
 
