@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Table, insert
@@ -36,12 +37,23 @@ class _Compiled:
     converted: tuple[tuple[int, Callable[[Any], Any]], ...]  # (position, bind processor)
     results: tuple[tuple[int, Callable[[Any], Any]], ...]  # (column, result processor)
     row: type[tuple[Any, ...]] | None  # rows read by position or by column name
+    _gather: Callable[[Mapping[str, Any]], Any] | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        # Most statements take every value from the row: one C call gathers them all.
+        if len(self.names) > 1 and not self.fixed:
+            object.__setattr__(self, "_gather", itemgetter(*self.names))
 
     def args(self, params: Mapping[str, Any]) -> list[Any]:
-        values = [params[name] if name in params else self.fixed[name] for name in self.names]
+        if self._gather is not None:
+            values = list(self._gather(params))
+        else:
+            values = [params[name] if name in params else self.fixed[name]
+                      for name in self.names]
         for at, bind in self.converted:
-            if values[at] is not None:
-                values[at] = bind(values[at])
+            value = values[at]
+            if value is not None:
+                values[at] = bind(value)
         return values
 
 
