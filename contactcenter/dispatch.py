@@ -343,7 +343,8 @@ class Dispatcher:
         for e in events:
             u = updates.setdefault(e.contact_id, {"id": e.contact_id})
             u["state"] = e.state.value
-            u["queue_id"] = e.queue_id
+            if e.kind == EventKind.TRANSFERRED:  # the only change of queue
+                u["queue_id"] = e.queue_id
             if e.kind in (EventKind.OFFERED, EventKind.ACCEPTED):
                 u["agent_id"] = e.agent_id
             elif e.state in _STATE_AFTER_ROUTE or e.kind == EventKind.ABANDONED:

@@ -217,6 +217,9 @@ async def test_transfer_to_another_queue(node: Node, integration: Api) -> None:
     await seller.send(type="transfer", contact_id=contact["id"], queue_id=repairs)
     moved = await fixer.expect("offer")
     assert moved["contact"]["id"] == contact["id"] and moved["contact"]["queue_id"] == repairs
+    async with node.rt.sessions() as session:  # stored before the offer went out
+        stored = await session.get(Contact, contact["id"])
+        assert stored is not None and (stored.queue_id, stored.state) == (repairs, "offered")
     await seller.close()
     await fixer.close()
 
