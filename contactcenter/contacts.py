@@ -7,10 +7,16 @@ reaches the agent who holds it; otherwise a new contact is queued and routed, wi
 screen-pop built here, on the node that took it in.
 
 Group commit: items arriving together are stored together. `take_in` adds its item to the
-node's pending batch; one drain task stores a whole batch with a handful of set-based queries
+node's pending batch; a drain task stores a whole batch with a handful of set-based queries
 and one commit, then answers every caller. Idle, a batch is one item and nothing waits; under
 load the cost per item falls with the batch size. An item's own error (no such queue, queue
 full) fails only that item; a batch that fails as a whole is retried item by item.
+
+SQLite has one writer, so one batch is stored at a time. On PostgreSQL a batch spends most of
+its time waiting on round trips, so up to `LANES` are stored at once; then two batches (or two
+nodes) holding lines of one conversation must not both find it without a contact and each
+start one. Each batch first takes a transaction-scoped advisory lock per conversation it may
+join (`_thread_locks`), in one order, so such batches run one after the other.
 """
 
 from __future__ import annotations
@@ -19,13 +25,19 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from hashlib import blake2b
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from contactcenter.clock import utc
-from contactcenter.customers import customer_cards, customer_histories, find_or_create_many
+from contactcenter.customers import (
+    address_keys,
+    customer_cards,
+    customer_histories,
+    find_or_create_many,
+)
 from contactcenter.domain import ContactState, Direction
 from contactcenter.errors import ContactCenterError, NotFound, Unavailable
 from contactcenter.queues import select_queue
@@ -89,21 +101,28 @@ class Intake:
 Pending = tuple[Inbound, "asyncio.Future[Intake]"]
 
 
+LANES = {"postgresql": 2}  # batches stored at once, by database; one elsewhere
+
+
 class IntakeBatcher:
-    def __init__(self) -> None:
+    def __init__(self, lanes: int) -> None:
         self.pending: list[Pending] = []
-        self.draining = False
+        self.lanes = lanes
+        self.draining = 0
+        # Batches take their conversation locks in the order they were formed, so the lines
+        # of one conversation are stored in the order this node took them in.
+        self.locking = asyncio.Lock()
 
 
 async def take_in(rt: Runtime, inbound: Inbound) -> Intake:
     """Store an inbound item and route it; see the module docstring."""
     if rt.intake is None:
-        rt.intake = IntakeBatcher()
+        rt.intake = IntakeBatcher(LANES.get(rt.engine.dialect.name, 1))
     batcher = rt.intake
     future: asyncio.Future[Intake] = asyncio.get_running_loop().create_future()
     batcher.pending.append((inbound, future))
-    if not batcher.draining:
-        batcher.draining = True
+    if batcher.draining < batcher.lanes:
+        batcher.draining += 1
         rt.spawn(_drain(rt, batcher))
     return await future
 
@@ -115,7 +134,39 @@ async def _drain(rt: Runtime, batcher: IntakeBatcher) -> None:
             del batcher.pending[:MAX_BATCH]
             await _store(rt, batch)
     finally:
-        batcher.draining = False
+        batcher.draining -= 1
+
+
+_THREAD_LOCKS = text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
+
+
+def thread_lock_keys(items: Sequence[Inbound]) -> list[int]:
+    """Advisory lock keys, ascending, for the conversations these items may join or start
+    by name: a known conversation, the sender's latest on the channel, a chat session's
+    token. An item that always starts a conversation of its own needs none."""
+    names = set()
+    for item in items:
+        if item.conversation_id is not None:
+            names.add(f"conversation:{item.conversation_id}")
+        else:
+            if item.join_within is not None:
+                phone, email, _ = address_keys(item.channel, item.address)
+                names.add(f"sender:{item.channel}:{phone or email or item.address.strip()}")
+            if item.conversation_token is not None:
+                names.add(f"token:{item.conversation_token}")
+    # A hash the same on every node (Python's own is salted per process).
+    return sorted(int.from_bytes(blake2b(n.encode(), digest_size=8).digest(), "big",
+                                 signed=True) for n in names)
+
+
+async def _thread_locks(session: AsyncSession, batcher: IntakeBatcher,
+                        items: Sequence[Inbound]) -> None:
+    """Wait for any other batch, on any node, storing lines of these items' conversations;
+    held until this batch commits. Taken in ascending order: two batches cannot deadlock."""
+    keys = thread_lock_keys(items)
+    if keys:
+        async with batcher.locking:
+            await session.execute(_THREAD_LOCKS, {"keys": keys})
 
 
 async def _store(rt: Runtime, batch: list[Pending]) -> None:
@@ -223,6 +274,8 @@ async def _take_in_batch(rt: Runtime, items: Sequence[Inbound]) -> list[Intake |
 
     plans: dict[int, _Plan] = {}
     async with rt.writing(), rt.sessions.begin() as session:
+        if rt.intake is not None and rt.intake.lanes > 1:
+            await _thread_locks(session, rt.intake, [items[i] for i in todo])
         queues = await rt.queue_cache.get(session)
         routable: list[int] = []
         for i in todo:

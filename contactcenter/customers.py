@@ -836,7 +836,7 @@ _PHONE_CHANNELS = frozenset({Channel.VOICE, Channel.SMS, Channel.CALLBACK})
 _CHINESE_LANGUAGES = {86: "zh-CN", 852: "zh-HK", 853: "zh-MO", 886: "zh-TW"}
 
 
-def _address_keys(channel: str, address: str) -> tuple[str | None, str | None, str | None]:
+def address_keys(channel: str, address: str) -> tuple[str | None, str | None, str | None]:
     """(phone, email, name from the address) that identify the sender on this channel."""
     try:
         ch = Channel(channel)
@@ -901,7 +901,7 @@ async def find_or_create_many(
     unknown phone or email even when it appears twice. A race lost to another writer for a new
     number is resolved by finding the winner's customer. Ids, not objects: the intake reads
     the cards it needs with `customer_cards`."""
-    keys = [_address_keys(channel, address) for channel, address, _ in senders]
+    keys = [address_keys(channel, address) for channel, address, _ in senders]
     by_phone, by_email = await _lookup(session, keys)
     new: dict[str, Customer] = {}
     out: list[tuple[Customer | int, bool]] = []

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from contactcenter.clock import ManualClock, utc
 from contactcenter.customers import CustomerIn, create_customer
-from contactcenter.storage.models import Contact, ContactEvent, Customer
+from contactcenter.storage.models import Contact, ContactEvent, Customer, Message
 
 
 @pytest.fixture
@@ -353,6 +353,30 @@ async def test_concurrent_intake_keeps_every_item_apart(node: Node, integration:
         assert await session.scalar(select(func.count()).select_from(Customer)) == 22
     repeat = {body["contact"]["customer_id"] for _, body in answers[20:30]}
     assert len(repeat) == 1
+
+
+async def test_lines_of_one_conversation_stored_at_once_start_one_contact(node: Node) -> None:
+    """On PostgreSQL several intake batches are stored at once: a sender's quick SMS lines,
+    taken in one loop turn apart, land in different batches, and still only the first starts a
+    contact; the others join it, in the order they came."""
+    from datetime import timedelta
+
+    from contactcenter.contacts import Inbound, take_in
+
+    await add_queue(node, "support")
+    pending = []
+    for n in range(12):
+        pending.append(asyncio.ensure_future(take_in(node.rt, Inbound(
+            channel="sms", address="+8613600136000", body=f"line {n}",
+            join_within=timedelta(hours=24)))))
+        await asyncio.sleep(0)  # the drain took what was pending: the next is another batch
+    taken = await asyncio.gather(*pending)
+    assert len({t.conversation_id for t in taken}) == 1
+    assert [t.new_contact for t in taken] == [True] + [False] * 11
+    async with node.rt.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Contact)) == 1
+        bodies = (await session.scalars(select(Message.body).order_by(Message.id))).all()
+    assert bodies == [f"line {n}" for n in range(12)]
 
 
 async def test_a_line_in_a_known_conversation_is_that_customers(node: Node) -> None:
