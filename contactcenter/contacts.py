@@ -274,7 +274,8 @@ async def _take_in_batch(rt: Runtime, items: Sequence[Inbound]) -> list[Intake |
 
     plans: dict[int, _Plan] = {}
     async with rt.writing(), rt.sessions.begin() as session:
-        if rt.intake is not None and rt.intake.lanes > 1:
+        # Against this node's other batches and against other nodes alike.
+        if rt.intake is not None and rt.engine.dialect.name == "postgresql":
             await _thread_locks(session, rt.intake, [items[i] for i in todo])
         queues = await rt.queue_cache.get(session)
         routable: list[int] = []
