@@ -60,21 +60,25 @@ class _Checkpoints:
                              and time.monotonic() - self._since < self._seconds):
             return
         self._running, self._commits = True, 0
-        done = asyncio.get_running_loop().run_in_executor(None, self._checkpoint)
-        done.add_done_callback(self._finished)
+        try:
+            asyncio.get_running_loop().run_in_executor(None, self._checkpoint)
+        except RuntimeError:  # the loop's executor is shut down: the process is stopping
+            self._running = False
 
     def _checkpoint(self) -> None:
-        conn = sqlite3.connect(self._path, timeout=0)
+        # Settled here, on the worker, not by a callback on a loop that may be gone by then.
         try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        finally:
-            conn.close()
-
-    def _finished(self, done: asyncio.Future[None]) -> None:
-        self._running, self._since = False, time.monotonic()
-        if not done.cancelled() and done.exception() is not None:
+            conn = sqlite3.connect(self._path, timeout=0)
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                conn.close()
+        except Exception as e:
             # Nothing is lost: the log keeps every page until a later checkpoint copies it.
-            log.warning("SQLite checkpoint of %s failed: %s", self._path, done.exception())
+            log.warning("SQLite checkpoint of %s failed: %s", self._path, e)
+        finally:
+            self._since = time.monotonic()
+            self._running = False
 
 
 class Cursor:
