@@ -16,7 +16,7 @@ SQLite has one writer, so one batch is stored at a time. On PostgreSQL a batch s
 its time waiting on round trips, so up to `LANES` are stored at once; then two batches (or two
 nodes) holding lines of one conversation must not both find it without a contact and each
 start one. Each batch first takes a transaction-scoped advisory lock per conversation it may
-join (`_thread_locks`), in one order, so such batches run one after the other.
+join (`_conversation_locks`), in one order, so such batches run one after the other.
 """
 
 from __future__ import annotations
@@ -137,10 +137,11 @@ async def _drain(rt: Runtime, batcher: IntakeBatcher) -> None:
         batcher.draining -= 1
 
 
-_THREAD_LOCKS = text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
+_CONVERSATION_LOCKS = text(
+    "SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
 
 
-def thread_lock_keys(items: Sequence[Inbound]) -> list[int]:
+def _conversation_lock_keys(items: Sequence[Inbound]) -> list[int]:
     """Advisory lock keys, ascending, for the conversations these items may join or start
     by name: a known conversation, the sender's latest on the channel, a chat session's
     token. An item that always starts a conversation of its own needs none."""
@@ -159,14 +160,14 @@ def thread_lock_keys(items: Sequence[Inbound]) -> list[int]:
                                  signed=True) for n in names)
 
 
-async def _thread_locks(session: AsyncSession, batcher: IntakeBatcher,
+async def _conversation_locks(session: AsyncSession, batcher: IntakeBatcher,
                         items: Sequence[Inbound]) -> None:
     """Wait for any other batch, on any node, storing lines of these items' conversations;
     held until this batch commits. Taken in ascending order: two batches cannot deadlock."""
-    keys = thread_lock_keys(items)
+    keys = _conversation_lock_keys(items)
     if keys:
         async with batcher.locking:
-            await session.execute(_THREAD_LOCKS, {"keys": keys})
+            await session.execute(_CONVERSATION_LOCKS, {"keys": keys})
 
 
 async def _store(rt: Runtime, batch: list[Pending]) -> None:
@@ -276,7 +277,7 @@ async def _take_in_batch(rt: Runtime, items: Sequence[Inbound]) -> list[Intake |
     async with rt.writing(), rt.sessions.begin() as session:
         # Against this node's other batches and against other nodes alike.
         if rt.intake is not None and rt.engine.dialect.name == "postgresql":
-            await _thread_locks(session, rt.intake, [items[i] for i in todo])
+            await _conversation_locks(session, rt.intake, [items[i] for i in todo])
         queues = await rt.queue_cache.get(session)
         routable: list[int] = []
         for i in todo:

@@ -12,7 +12,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contactcenter.storage import direct
-from contactcenter.storage.models import ContactEvent, UTCIsoText
+from contactcenter.storage.models import ContactEvent, UTCDateTime, UTCIsoText
 from contactcenter.storage.one_of import one_of
 
 EVENTS = ContactEvent.__table__
@@ -116,3 +116,20 @@ async def test_utc_times_round_trip_and_read_as_iso_text(engine: AsyncEngine) ->
         async with engine.begin() as conn:
             await direct.run_many(conn, INSERT, [{**event(400, "offered", None, {}),
                                                   "at": datetime(2026, 1, 1)}])
+
+
+def test_times_stored_in_other_forms_read_back_as_utc() -> None:
+    """SQLite keeps text: what CURRENT_TIMESTAMP writes, or a time written with an offset by
+    something else, reads back as the same instant in UTC, and as its ISO text."""
+    dialect = sqlite.dialect()
+    as_time = UTCDateTime().result_processor(dialect, None)
+    as_text = UTCIsoText().result_processor(dialect, None)
+    cases = {
+        "2026-11-23 02:00:00": datetime(2026, 11, 23, 2, tzinfo=UTC),
+        "2026-11-23 02:00:00.000007": datetime(2026, 11, 23, 2, 0, 0, 7, tzinfo=UTC),
+        "2026-11-23T10:00:00+08:00": datetime(2026, 11, 23, 2, tzinfo=UTC),
+        "2026-11-23 02:00:00.5": datetime(2026, 11, 23, 2, 0, 0, 500000, tzinfo=UTC),
+    }
+    for stored, instant in cases.items():
+        assert as_time(stored) == instant and as_time(stored).utcoffset() == timedelta(0)
+        assert as_text(stored) == instant.isoformat(), stored

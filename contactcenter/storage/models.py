@@ -100,9 +100,10 @@ def _from_naive_utc(value: datetime | None) -> datetime | None:
 def _from_sqlite_text(value: str | None) -> datetime | None:
     if value is None:
         return None
-    if len(value) <= 26:  # as written here, or by SQLite's CURRENT_TIMESTAMP: no offset
+    if len(value) in (26, 19):  # as written here, or by SQLite's CURRENT_TIMESTAMP: no offset
         return datetime.fromisoformat(value + "+00:00")
-    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    parsed = datetime.fromisoformat(value)  # any other form, with or without an offset
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _iso_from_naive_utc(value: datetime | None) -> str | None:
