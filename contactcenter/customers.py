@@ -42,7 +42,6 @@ from sqlalchemy import (
     or_,
     select,
     true,
-    type_coerce,
     union_all,
 )
 from sqlalchemy.exc import IntegrityError
@@ -70,7 +69,7 @@ from contactcenter.storage.models import (
     TierChange,
     User,
     UTCDateTime,
-    UTCIsoText,
+    iso_times,
 )
 from contactcenter.storage.one_of import one_of
 
@@ -1124,8 +1123,7 @@ def _histories_statement(dialect: str) -> Any:
             contacts.c.agent_id, users.c.display_name.label("agent"), contacts.c.subject,
             func.substr(contacts.c.body, 1, 200, type_=Text).label("body"),
             contacts.c.disposition, contacts.c.notes,
-            *(type_coerce(c, UTCIsoText()).label(c.key) for c in (
-                contacts.c.created_at, contacts.c.answered_at, contacts.c.closed_at)),
+            *iso_times(contacts.c.created_at, contacts.c.answered_at, contacts.c.closed_at),
         )
         .select_from(chosen.outerjoin(queues, queues.c.id == contacts.c.queue_id)
                      .outerjoin(users, users.c.id == contacts.c.agent_id))
@@ -1154,7 +1152,7 @@ async def customer_histories(
     for customer_id, *fields, created, answered, closed in await direct.rows(
             conn, stmt, {"ids": ids, "limit": max(1, limit)}):
         entry = dict(zip(_HISTORY_KEYS, fields, strict=True))  # one call, not a line per key
-        entry["created_at"] = created  # already ISO text (UTCIsoText)
+        entry["created_at"] = created  # ISO text already (iso_times)
         entry["answered_at"] = answered
         entry["closed_at"] = closed
         out[customer_id].append(entry)

@@ -334,14 +334,13 @@ class Dispatcher:
         events = [e for e in effects if isinstance(e, ContactEvent)]
         if not events:
             return
-        rows = [
-            {"at": _utc(e.at), "kind": e.kind.value, "contact_id": e.contact_id,
-             "queue_id": e.queue_id, "agent_id": e.agent_id, "data": dict(e.data)}
-            for e in events
-        ]
-        updates: dict[int, dict[str, Any]] = {}
+        rows: list[dict[str, Any]] = []
+        updates: dict[int, dict[str, Any]] = {}  # per contact, its changed columns
         for e in events:
-            u = updates.setdefault(e.contact_id, {"id": e.contact_id})
+            at = _utc(e.at)
+            rows.append({"at": at, "kind": e.kind.value, "contact_id": e.contact_id,
+                         "queue_id": e.queue_id, "agent_id": e.agent_id, "data": dict(e.data)})
+            u = updates.setdefault(e.contact_id, {"cid": e.contact_id})
             u["state"] = e.state.value
             if e.kind == EventKind.TRANSFERRED:  # the only change of queue
                 u["queue_id"] = e.queue_id
@@ -350,23 +349,22 @@ class Dispatcher:
             elif e.state in _STATE_AFTER_ROUTE or e.kind == EventKind.ABANDONED:
                 u["agent_id"] = None
             if e.kind == EventKind.ACCEPTED:
-                u["answered_at"] = _utc(e.at)
+                u["answered_at"] = at
             elif e.kind == EventKind.ENDED:
-                u["ended_at"] = _utc(e.at)
+                u["ended_at"] = at
             elif e.state.is_final:
-                u["closed_at"] = _utc(e.at)
+                u["closed_at"] = at
                 if e.kind == EventKind.COMPLETED:
                     u["disposition"] = e.data.get("disposition")
                     if e.contact_id in self._notes:
                         u["notes"] = self._notes.pop(e.contact_id)
+        # One executemany per shape of update (the set of columns it changes).
+        by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for u in updates.values():
+            by_shape.setdefault(tuple(sorted(k for k in u if k != "cid")), []).append(u)
         # Core statements on a bare connection: no unit of work for rows nobody reads back.
         async with self.rt.writing(), self.rt.engine.begin() as conn:
             await direct.run_many(conn, _INSERT_EVENTS, rows)
-            # One executemany per shape of update (the set of columns it changes).
-            by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-            for u in updates.values():
-                by_shape.setdefault(tuple(sorted(k for k in u if k != "id")), []).append(
-                    {"cid" if k == "id" else k: v for k, v in u.items()})
             for shape, group in by_shape.items():
                 await direct.run_many(conn, _contact_update(shape), group)
 

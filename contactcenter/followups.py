@@ -9,19 +9,20 @@ customers asked for: no per-customer loop.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Integer, String, bindparam, cast, func, literal, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactcenter.storage import direct
-from contactcenter.storage.models import CallbackOutcome, ScheduledWork, Survey, Visit
+from contactcenter.storage.models import (
+    CallbackOutcome,
+    ScheduledWork,
+    Survey,
+    Visit,
+    iso_times,
+)
 from contactcenter.storage.one_of import one_of
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
 
 
 def _statement() -> Any:
@@ -54,7 +55,7 @@ def _statement() -> Any:
                                       order_by=(Survey.sent_at.desc(), Survey.id.desc())))
         .where(one_of(Survey.customer_id, "ids")))
     both = union_all(callbacks, visits, surveys).subquery()
-    return (select(both).where(both.c.n <= bindparam("per_kind"))
+    return (select(*iso_times(*both.c)).where(both.c.n <= bindparam("per_kind"))
             .order_by(both.c.customer_id, both.c.kind, both.c.n))
 
 
@@ -73,17 +74,17 @@ async def followups_for(session: AsyncSession, customer_ids: Sequence[int], *,
     conn = await session.connection()
     rows = await direct.rows(conn, _FOLLOWUPS, {"ids": ids, "per_kind": per_kind})
     for r in rows:
-        entry: dict[str, Any] = {"id": r.id, "at": _iso(r.at)}
+        entry: dict[str, Any] = {"id": r.id, "at": r.at}
         if r.kind == "callback":
-            entry |= {"rule": r.rule, "state": r.state, "latest": _iso(r.until),
-                      "outcome": r.outcome, "outcome_at": _iso(r.done_at), "notes": r.notes}
+            entry |= {"rule": r.rule, "state": r.state, "latest": r.until,
+                      "outcome": r.outcome, "outcome_at": r.done_at, "notes": r.notes}
             out[r.customer_id]["callbacks"].append(entry)
         elif r.kind == "visit":
-            entry |= {"rule": r.rule, "state": r.state, "latest": _iso(r.until),
-                      "outcome": r.outcome, "done_at": _iso(r.done_at), "notes": r.notes}
+            entry |= {"rule": r.rule, "state": r.state, "latest": r.until,
+                      "outcome": r.outcome, "done_at": r.done_at, "notes": r.notes}
             out[r.customer_id]["visits"].append(entry)
         else:
-            entry |= {"about": r.state, "about_id": int(r.rule), "open_until": _iso(r.until),
-                      "score": r.score, "replied_at": _iso(r.done_at), "reply": r.notes}
+            entry |= {"about": r.state, "about_id": int(r.rule), "open_until": r.until,
+                      "score": r.score, "replied_at": r.done_at, "reply": r.notes}
             out[r.customer_id]["surveys"].append(entry)
     return out

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactcenter.followups import followups_for
 from contactcenter.storage import direct
-from contactcenter.storage.models import Complaint, CustomerEvent
+from contactcenter.storage.models import Complaint, CustomerEvent, iso_times
 from contactcenter.storage.one_of import one_of
 
 PER_KIND = 5  # of each part of the timeline, newest first; the console fetches more on demand
@@ -28,10 +28,6 @@ _EVENT_PARTS = {
 PARTS = ("purchases", "repairs", "complaints", "callbacks", "visits", "surveys")
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def _events_statement() -> Any:
     newest = func.row_number().over(
         partition_by=(CustomerEvent.customer_id, CustomerEvent.kind),
@@ -41,7 +37,7 @@ def _events_statement() -> Any:
         CustomerEvent.data, newest.label("rank"),
     ).where(one_of(CustomerEvent.customer_id, "ids"),
             one_of(CustomerEvent.kind, "kinds", list(_EVENT_PARTS))).subquery()
-    return (select(events).where(events.c.rank <= bindparam("limit"))
+    return (select(*iso_times(*events.c)).where(events.c.rank <= bindparam("limit"))
             .order_by(events.c.at.desc()))
 
 
@@ -54,7 +50,7 @@ def _complaints_statement() -> Any:
         Complaint.step, Complaint.level, Complaint.owner_user_id, Complaint.deadline_at,
         Complaint.created_at, Complaint.archived_at, newest.label("rank"),
     ).where(one_of(Complaint.customer_id, "ids")).subquery()
-    return (select(complaints).where(complaints.c.rank <= bindparam("limit"))
+    return (select(*iso_times(*complaints.c)).where(complaints.c.rank <= bindparam("limit"))
             .order_by(complaints.c.created_at.desc()))
 
 
@@ -77,14 +73,14 @@ async def customer_timelines(
     for row in await direct.rows(conn, _EVENTS, params):
         part = out[row.customer_id][_EVENT_PARTS[row.kind]]
         if len(part) < limit:
-            part.append({"id": row.id, "kind": row.kind, "at": _iso(row.at),
+            part.append({"id": row.id, "kind": row.kind, "at": row.at,
                          "data": row.data or {}})
     for row in await direct.rows(conn, _COMPLAINTS, params):
         out[row.customer_id]["complaints"].append({
             "id": row.id, "channel": row.channel, "summary": row.summary, "step": row.step,
             "level": row.level, "owner_id": row.owner_user_id,
-            "deadline_at": _iso(row.deadline_at), "created_at": _iso(row.created_at),
-            "archived_at": _iso(row.archived_at)})
+            "deadline_at": row.deadline_at, "created_at": row.created_at,
+            "archived_at": row.archived_at})
     for cid, followups in (await followups_for(session, list(ids), per_kind=limit)).items():
         out[cid].update(followups)
     return out

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    type_coerce,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME
@@ -74,6 +75,13 @@ class UTCIsoText(UTCDateTime):
 
     def result_processor(self, dialect: Any, coltype: Any) -> Any:
         return _iso_from_sqlite_text if dialect.name == "sqlite" else _iso_from_naive_utc
+
+
+def iso_times(*columns: Any) -> list[Any]:
+    """The columns, for a select whose rows go out as JSON: the `UTCDateTime` ones read as
+    `UTCIsoText`, under their own names."""
+    return [type_coerce(c, UTCIsoText()).label(c.key) if isinstance(c.type, UTCDateTime) else c
+            for c in columns]
 
 
 def _utc(value: datetime) -> datetime:

@@ -57,9 +57,8 @@ class OneOf(ColumnElement[bool]):
 
 
 def one_of(column: Any, name: str, values: list[Any] | None = None) -> OneOf:
-    if values is None:
-        return OneOf(column, bindparam(name, type_=_List(column.type)))
-    return OneOf(column, bindparam(name, values, type_=_List(column.type)))
+    return OneOf(column, bindparam(name, values, type_=_List(column.type),
+                                   required=values is None))
 
 
 @compiles(OneOf, "postgresql")
