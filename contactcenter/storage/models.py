@@ -27,7 +27,6 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets 64-bit ids.
@@ -35,30 +34,15 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 Json = JSON().with_variant(JSONB(), "postgresql")
 
 
-class _SQLiteText(SQLITE_DATETIME):
-    """DATETIME in the schema, text as it is on the wire: `UTCDateTime` does the converting."""
-
-    def bind_processor(self, dialect: Any) -> None:
-        return None
-
-    def result_processor(self, dialect: Any, coltype: Any) -> None:
-        return None
-
-
 class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime
     cache_ok = True
 
-    def load_dialect_impl(self, dialect: Any) -> Any:
-        # On SQLite the text is written and read here with the C `isoformat`/`fromisoformat`,
-        # in the format SQLAlchemy's DATETIME uses ("YYYY-MM-DD HH:MM:SS.ffffff"): its own
-        # regex parsing and %-formatting were ~5 % of the server's CPU under load.
-        if dialect.name == "sqlite":
-            return dialect.type_descriptor(_SQLiteText())
-        return dialect.type_descriptor(DateTime())
-
-    # The processors themselves, not process_bind_param/process_result_value: TypeDecorator's
-    # wrapper around those doubled the cost of a conversion done ~10 times per contact.
+    # The processors themselves, in place of the impl's and of process_bind_param /
+    # process_result_value: SQLAlchemy's SQLite DATETIME parses with a regex and formats with %
+    # (~5 % of the server's CPU under load), and TypeDecorator's wrapper doubled the cost of a
+    # conversion done ~10 times per contact. On SQLite the text is the same as DATETIME's
+    # ("YYYY-MM-DD HH:MM:SS.ffffff"), written and read with the C isoformat/fromisoformat.
     def bind_processor(self, dialect: Any) -> Any:
         return _to_sqlite_text if dialect.name == "sqlite" else _to_naive_utc
 
@@ -68,8 +52,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class UTCIsoText(UTCDateTime):
     """A `UTCDateTime` column read as the text `datetime.isoformat()` gives, for rows that go
-    straight out as JSON (the screen-pop's history): on SQLite the stored text is rearranged,
-    not parsed and formatted again."""
+    straight out as JSON (see `iso_times`): on SQLite the stored text is rearranged, not parsed
+    and formatted again."""
 
     cache_ok = True
 
