@@ -52,7 +52,15 @@ Effect = ContactEvent | AgentStatusChanged
 
 _EVENTS = EventRow.__table__
 _CONTACTS = Contact.__table__
-_STATE_AFTER_ROUTE = {ContactState.QUEUED, ContactState.OFFERED}
+_STATE_AFTER_ROUTE = frozenset({ContactState.QUEUED, ContactState.OFFERED})
+# Per event, in the hot loops below: an enum's `.value` and `EventKind.X` are Python-level
+# descriptor calls in 3.11, while a StrEnum member is itself the str (hashed and compared as
+# one, stored as its text, encoded by orjson as its value).
+_HOLDS_AGENT = frozenset({EventKind.OFFERED, EventKind.ACCEPTED})
+_DROPS_AGENT = frozenset({EventKind.ABANDONED})
+_TIME_COLUMN = {EventKind.ACCEPTED: "answered_at", EventKind.ENDED: "ended_at"}
+_TRANSFERRED, _COMPLETED, _OFFERED = EventKind.TRANSFERRED, EventKind.COMPLETED, EventKind.OFFERED
+_REVOKES = frozenset({EventKind.REJECTED, EventKind.OFFER_TIMEOUT, EventKind.ABANDONED})
 
 
 _INSERT_EVENTS = direct.Hot(insert(_EVENTS),
@@ -338,23 +346,23 @@ class Dispatcher:
         updates: dict[int, dict[str, Any]] = {}  # per contact, its changed columns
         for e in events:
             at = _utc(e.at)
-            rows.append({"at": at, "kind": e.kind.value, "contact_id": e.contact_id,
+            kind, state = e.kind, e.state
+            rows.append({"at": at, "kind": kind, "contact_id": e.contact_id,
                          "queue_id": e.queue_id, "agent_id": e.agent_id, "data": dict(e.data)})
             u = updates.setdefault(e.contact_id, {"cid": e.contact_id})
-            u["state"] = e.state.value
-            if e.kind == EventKind.TRANSFERRED:  # the only change of queue
+            u["state"] = state
+            if kind is _TRANSFERRED:  # the only change of queue
                 u["queue_id"] = e.queue_id
-            if e.kind in (EventKind.OFFERED, EventKind.ACCEPTED):
+            if kind in _HOLDS_AGENT:
                 u["agent_id"] = e.agent_id
-            elif e.state in _STATE_AFTER_ROUTE or e.kind == EventKind.ABANDONED:
+            elif state in _STATE_AFTER_ROUTE or kind in _DROPS_AGENT:
                 u["agent_id"] = None
-            if e.kind == EventKind.ACCEPTED:
-                u["answered_at"] = at
-            elif e.kind == EventKind.ENDED:
-                u["ended_at"] = at
-            elif e.state.is_final:
+            column = _TIME_COLUMN.get(kind)
+            if column is not None:
+                u[column] = at
+            elif state.is_final:
                 u["closed_at"] = at
-                if e.kind == EventKind.COMPLETED:
+                if kind is _COMPLETED:
                     u["disposition"] = e.data.get("disposition")
                     if e.contact_id in self._notes:
                         u["notes"] = self._notes.pop(e.contact_id)
@@ -392,21 +400,21 @@ class Dispatcher:
                     del self._open[e.contact_id]
                 else:
                     self._open[e.contact_id] = (channel, after)
-            if e.kind == EventKind.OFFERED and e.agent_id is not None:
+            kind = e.kind
+            if kind is _OFFERED and e.agent_id is not None:
                 pop = self._pops.get(e.contact_id) or await self._rebuild_pop(e.contact_id)
                 contact = {**pop["contact"], "state": "offered", "queue_id": e.queue_id,
                            "expires_at": e.data.get("expires_at")}
                 out.append((e.agent_id, {**pop, "type": "offer", "contact": contact}))
-            elif e.kind in (EventKind.REJECTED, EventKind.OFFER_TIMEOUT, EventKind.ABANDONED):
+            elif kind in _REVOKES:
                 if e.agent_id is not None:
                     out.append((e.agent_id, {"type": "offer_revoked",
-                                             "contact_id": e.contact_id,
-                                             "reason": e.kind.value}))
+                                             "contact_id": e.contact_id, "reason": kind}))
             elif e.agent_id is not None:
                 out.append((e.agent_id, {
                     "type": "contact",
-                    "contact": {"id": e.contact_id, "state": e.state.value,
-                                "queue_id": e.queue_id, "event": e.kind.value, **e.data},
+                    "contact": {"id": e.contact_id, "state": e.state,
+                                "queue_id": e.queue_id, "event": kind, **e.data},
                 }))
             if e.state.is_final:
                 self._pops.pop(e.contact_id, None)

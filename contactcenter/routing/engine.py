@@ -148,6 +148,7 @@ class _Agent:
     missed: int = 0
     offer: int | None = None
     load: dict[str, int] = field(default_factory=dict)
+    free_on: frozenset[str] = frozenset()  # the channels of `Router._free_on` it is in
 
     @property
     def id(self) -> int:
@@ -155,12 +156,6 @@ class _Agent:
 
     def total_load(self) -> int:
         return sum(self.load.values())
-
-    def has_room(self, channel: str) -> bool:
-        return self.load.get(channel, 0) < self.spec.capacity.get(channel, 0)
-
-    def any_room(self) -> bool:
-        return any(self.load.get(ch, 0) < cap for ch, cap in self.spec.capacity.items())
 
 
 @dataclass(eq=False)
@@ -669,16 +664,26 @@ class Router:
 
     def _refresh(self, a: _Agent) -> None:
         """Keep the free-agent sets right after any change to the agent."""
-        open_ = a.status is AgentStatus.AVAILABLE and a.offer is None
-        # Channels seen before too: a capacity update may have dropped one.
-        for channel in self._free_on.keys() | a.spec.capacity.keys():
-            members = self._free_on.setdefault(channel, set())
-            if open_ and a.has_room(channel):
-                members.add(a.id)
-            else:
-                members.discard(a.id)
-            self._idle_stale.setdefault(channel, set()).add(a.id)
-        if open_ and a.any_room():
+        if a.status is AgentStatus.AVAILABLE and a.offer is None:
+            load = a.load
+            now_on = frozenset([ch for ch, cap in a.spec.capacity.items()
+                                if load.get(ch, 0) < cap])
+        else:
+            now_on = frozenset()
+        was_on = a.free_on
+        if now_on != was_on:
+            # Channels dropped from the capacity too: they are in `was_on`.
+            for channel in was_on - now_on:
+                self._free_on[channel].discard(a.id)
+            for channel in now_on - was_on:
+                self._free_on.setdefault(channel, set()).add(a.id)
+            a.free_on = now_on
+        # Its place in the idle order may have moved on every channel it is or was free on
+        # (load and idle time are per agent); a channel it is in neither way has no place.
+        stale = self._idle_stale
+        for channel in was_on | now_on:
+            stale.setdefault(channel, set()).add(a.id)
+        if now_on:
             self._free.add(a.id)
         else:
             self._free.discard(a.id)

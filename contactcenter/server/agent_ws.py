@@ -48,15 +48,13 @@ class AgentSocket:
         self.rt = rt
         self.registry = registry
         self.user = user
+        # Read on every frame in and out: a plain int, not an ORM attribute lookup each time.
+        self.agent_id: int = user.id
         self.ws = ws
         self.conn = uuid.uuid4().hex
         self.status = AgentStatus.AWAY.value
         self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._sent = 0
-
-    @property
-    def agent_id(self) -> int:
-        return self.user.id
 
     # -- outgoing ----------------------------------------------------------------------------
     def _on_broker(self, message: dict[str, Any]) -> None:

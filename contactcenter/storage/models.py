@@ -7,6 +7,7 @@ keeps no offset and PostgreSQL would otherwise round-trip them differently.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -81,8 +82,17 @@ def _to_naive_utc(value: datetime | None) -> datetime | None:
 
 
 def _to_sqlite_text(value: datetime | None) -> str | None:
+    return None if value is None else _sqlite_text(value)
+
+
+# The same instant is written several times over: an event's time is its row's and its
+# contact's, and an intake batch stamps all its rows with one time. Formatting is ~1.5 µs;
+# a lookup by the (cached) hash of an aware datetime is ~0.1. Equal instants in other zones
+# hash and compare equal, and have the same UTC text.
+@lru_cache(maxsize=4096)
+def _sqlite_text(value: datetime) -> str:
     # Cutting the "+00:00" off the aware form is cheaper than replace(tzinfo=None).
-    return None if value is None else _utc(value).isoformat(" ", "microseconds")[:26]
+    return _utc(value).isoformat(" ", "microseconds")[:26]
 
 
 def _from_naive_utc(value: datetime | None) -> datetime | None:
