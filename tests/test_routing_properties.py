@@ -437,6 +437,21 @@ class RouterMachine(RuleBasedStateMachine):
             assert list(r._idle_ordered(channel)) == ranked
 
     @invariant()
+    def free_sets_and_ready_count_agree_with_the_agents_and_lists(self) -> None:
+        # Dispatch skips everything when `_n_ready` is 0, and looks only at `_free_on` for who
+        # can take a channel: both must follow every change.
+        r = self.router
+        for agent_id, a in r._agents.items():
+            open_ = a.status is AgentStatus.AVAILABLE and a.offer is None
+            room = {ch for ch, cap in a.spec.capacity.items() if a.load.get(ch, 0) < cap}
+            expected = room if open_ else set()
+            assert a.free_on == expected
+            assert {ch for ch, members in r._free_on.items() if agent_id in members} == expected
+            assert (agent_id in r._free) == bool(expected)
+        lists = [r._ready_for_agent, *r._ready.values()]
+        assert r._n_ready == sum(len(lst) for lst in lists)
+
+    @invariant()
     def router_matches_model(self) -> None:
         assert self.router.agents() == sorted(self.agents)
         for agent_id, a in self.agents.items():

@@ -216,6 +216,7 @@ class Router:
         # merges them and drops a whole list as soon as no free agent can serve it.
         self._ready: dict[tuple[int, str], SortedList] = {}
         self._ready_for_agent: SortedList = SortedList()
+        self._n_ready = 0  # QUEUED contacts in all of those lists
         # Agents who could take *something*: AVAILABLE, no pending offer, some free capacity.
         # When empty, dispatch is a no-op, which keeps it cheap on busy days.
         self._free: set[int] = set()
@@ -656,11 +657,13 @@ class Router:
             c.ready_list = self._ready.setdefault((c.queue_id, c.channel), SortedList())
         c.ready_key = self._ready_key(c)
         c.ready_list.add(c.ready_key)
+        self._n_ready += 1
 
     def _unready(self, c: _Contact) -> None:
         assert c.ready_list is not None
         c.ready_list.remove(c.ready_key)
         c.ready_key = c.ready_list = None
+        self._n_ready -= 1
 
     def _refresh(self, a: _Agent) -> None:
         """Keep the free-agent sets right after any change to the agent."""
@@ -800,7 +803,8 @@ class Router:
 
     def _dispatch(self, now: float, out: list[Effect]) -> None:
         """Offer waiting contacts, best first, to the agents the queue's strategy picks."""
-        if not self._free:
+        # Every accept, end and wrap-up dispatches too: mostly with nothing waiting.
+        if not self._free or not self._n_ready:
             return
         # (queue, channel) pairs no free agent can take in this pass. Agents only get busier
         # during a pass, so such a pair stays hopeless and its whole list is skipped: a long
