@@ -53,6 +53,7 @@ Effect = ContactEvent | AgentStatusChanged
 _EVENTS = EventRow.__table__
 _CONTACTS = Contact.__table__
 _STATE_AFTER_ROUTE = frozenset({ContactState.QUEUED, ContactState.OFFERED})
+_FINAL = frozenset(s for s in ContactState if s.is_final)
 # Per event, in the hot loops below: an enum's `.value` and `EventKind.X` are Python-level
 # descriptor calls in 3.11, while a StrEnum member is itself the str (hashed and compared as
 # one, stored as its text, encoded by orjson as its value).
@@ -360,7 +361,7 @@ class Dispatcher:
             column = _TIME_COLUMN.get(kind)
             if column is not None:
                 u[column] = at
-            elif state.is_final:
+            elif state in _FINAL:
                 u["closed_at"] = at
                 if kind is _COMPLETED:
                     u["disposition"] = e.data.get("disposition")
@@ -382,42 +383,44 @@ class Dispatcher:
         out = list(self._errors)  # frames for agents, in order, sent in one batch at the end
         self._errors.clear()
         tally = metrics.Tally()
+        stats, hooks, open_, pops = self.stats, self.rt.event_hooks, self._open, self._pops
         for e in effects:
             if isinstance(e, AgentStatusChanged):
-                out.append((e.agent_id, {"type": "status", "status": e.status.value,
+                out.append((e.agent_id, {"type": "status", "status": e.status,
                                          "reason": e.reason}))
                 continue
-            self.stats.apply(e)
+            stats.apply(e)
             tally.event(e)
-            if e.contact_id in self._open:
-                channel, before = self._open[e.contact_id]
-                hook = self.rt.event_hooks.get(channel)
+            kind, state, cid = e.kind, e.state, e.contact_id
+            final = state in _FINAL
+            if cid in open_:
+                channel, before = open_[cid]
+                hook = hooks.get(channel)
                 if hook is not None:
                     self.rt.spawn(hook(self.rt, e))
-                after = None if e.state.is_final else e.state.value
+                after = None if final else state
                 tally.moved(channel, None if before == "new" else before, after)
                 if after is None:
-                    del self._open[e.contact_id]
+                    del open_[cid]
                 else:
-                    self._open[e.contact_id] = (channel, after)
-            kind = e.kind
+                    open_[cid] = (channel, after)
             if kind is _OFFERED and e.agent_id is not None:
-                pop = self._pops.get(e.contact_id) or await self._rebuild_pop(e.contact_id)
+                pop = pops.get(cid) or await self._rebuild_pop(cid)
                 contact = {**pop["contact"], "state": "offered", "queue_id": e.queue_id,
                            "expires_at": e.data.get("expires_at")}
                 out.append((e.agent_id, {**pop, "type": "offer", "contact": contact}))
             elif kind in _REVOKES:
                 if e.agent_id is not None:
                     out.append((e.agent_id, {"type": "offer_revoked",
-                                             "contact_id": e.contact_id, "reason": kind}))
+                                             "contact_id": cid, "reason": kind}))
             elif e.agent_id is not None:
                 out.append((e.agent_id, {
                     "type": "contact",
-                    "contact": {"id": e.contact_id, "state": e.state,
+                    "contact": {"id": cid, "state": state,
                                 "queue_id": e.queue_id, "event": kind, **e.data},
                 }))
-            if e.state.is_final:
-                self._pops.pop(e.contact_id, None)
+            if final:
+                pops.pop(cid, None)
         tally.apply()
         if out:
             await broker.deliver_many(out)

@@ -21,6 +21,11 @@ __all__ = ["DEFAULT_THRESHOLD", "LiveStats", "QueueCounters", "snapshot"]
 # The common "80% answered within 20 seconds" target, for queues without their own.
 DEFAULT_THRESHOLD = 20.0
 
+_COUNTED = frozenset({EventKind.ENTERED, EventKind.TRANSFERRED, EventKind.ACCEPTED,
+                      EventKind.ABANDONED})
+_ENTERING = frozenset({EventKind.ENTERED, EventKind.TRANSFERRED})
+_ACCEPTED = EventKind.ACCEPTED
+
 
 def _ratio(part: float, whole: float) -> float | None:
     return part / whole if whole else None
@@ -67,9 +72,15 @@ class LiveStats:
         self._thresholds = dict(thresholds)
         self._day_of = day_of
         self._days: dict[int, tuple[date, QueueCounters]] = {}
+        self._minute, self._minute_day = float("nan"), date.min
 
     def day_of(self, at: float) -> date:
-        return self._day_of(at)
+        # Local midnight falls on a whole minute in every zone in use, so one minute is one
+        # day: events come in bursts, and the zone conversion is the costly part of counting.
+        minute = at // 60
+        if minute != self._minute:
+            self._minute, self._minute_day = minute, self._day_of(at)
+        return self._minute_day
 
     def threshold(self, queue_id: int) -> float:
         return self._thresholds.get(queue_id, DEFAULT_THRESHOLD)
@@ -84,20 +95,15 @@ class LiveStats:
         answered, with its wait; ABANDONED as abandoned.
         """
         kind = event.kind
-        if kind not in (
-            EventKind.ENTERED,
-            EventKind.TRANSFERRED,
-            EventKind.ACCEPTED,
-            EventKind.ABANDONED,
-        ):
+        if kind not in _COUNTED:
             return
         counters = self._today(event.queue_id, self.day_of(event.at))
-        if kind in (EventKind.ENTERED, EventKind.TRANSFERRED):
+        if kind in _ENTERING:
             counters.entered += 1
             return
         wait = float(event.data["wait"])
         within = wait <= self.threshold(event.queue_id)
-        if kind == EventKind.ACCEPTED:
+        if kind is _ACCEPTED:
             counters.answered += 1
             counters.answered_within += within
             counters.answer_wait_total += wait
