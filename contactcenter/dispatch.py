@@ -66,16 +66,17 @@ _REVOKES = frozenset({EventKind.REJECTED, EventKind.OFFER_TIMEOUT, EventKind.ABA
 
 _INSERT_EVENTS = direct.Hot(insert(_EVENTS),
                      keys=("at", "kind", "contact_id", "queue_id", "agent_id", "data"))
-_CONTACT_UPDATES: dict[tuple[str, ...], direct.Hot] = {}
+_CONTACT_UPDATES: dict[frozenset[str], direct.Hot] = {}
 
 
-def _contact_update(shape: tuple[str, ...]) -> direct.Hot:
-    """The UPDATE for one set of changed columns, built once: there are a handful of shapes."""
+def _contact_update(shape: frozenset[str]) -> direct.Hot:
+    """The UPDATE for one set of keys ("cid" and the changed columns), built once: there are
+    a handful of shapes."""
     stmt = _CONTACT_UPDATES.get(shape)
     if stmt is None:
         stmt = _CONTACT_UPDATES[shape] = direct.Hot(
             update(_CONTACTS).where(_CONTACTS.c.id == bindparam("cid"))
-            .values({k: bindparam(k) for k in shape}))
+            .values({k: bindparam(k) for k in sorted(shape - {"cid"})}))
     return stmt
 
 
@@ -368,9 +369,9 @@ class Dispatcher:
                     if e.contact_id in self._notes:
                         u["notes"] = self._notes.pop(e.contact_id)
         # One executemany per shape of update (the set of columns it changes).
-        by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        by_shape: dict[frozenset[str], list[dict[str, Any]]] = {}
         for u in updates.values():
-            by_shape.setdefault(tuple(sorted(k for k in u if k != "cid")), []).append(u)
+            by_shape.setdefault(frozenset(u), []).append(u)
         # Core statements on a bare connection: no unit of work for rows nobody reads back.
         async with self.rt.writing(), self.rt.engine.begin() as conn:
             await direct.run_many(conn, _INSERT_EVENTS, rows)

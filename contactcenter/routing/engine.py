@@ -149,10 +149,10 @@ class _Agent:
     offer: int | None = None
     load: dict[str, int] = field(default_factory=dict)
     free_on: frozenset[str] = frozenset()  # the channels of `Router._free_on` it is in
+    id: int = field(init=False)  # the spec's, which never changes: read on every step
 
-    @property
-    def id(self) -> int:
-        return self.spec.id
+    def __post_init__(self) -> None:
+        self.id = self.spec.id
 
     def total_load(self) -> int:
         return sum(self.load.values())
