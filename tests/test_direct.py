@@ -5,6 +5,7 @@ refused when first compiled."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import bindparam, insert, select, type_coerce, update
@@ -116,6 +117,20 @@ async def test_utc_times_round_trip_and_read_as_iso_text(engine: AsyncEngine) ->
         async with engine.begin() as conn:
             await direct.run_many(conn, INSERT, [{**event(400, "offered", None, {}),
                                                   "at": datetime(2026, 1, 1)}])
+
+
+def test_times_written_in_turn_keep_their_own_instants() -> None:
+    """The SQLite text of a time is cached by instant: the same instant again, in any zone,
+    gives the same text, and the two 01:30s of a DST fall-back (equal in their own zone) give
+    two texts an hour apart."""
+    write = UTCDateTime().bind_processor(sqlite.dialect())
+    new_york = ZoneInfo("America/New_York")
+    first, second = (datetime(2026, 11, 1, 1, 30, fold=f, tzinfo=new_york) for f in (0, 1))
+    assert first == second  # compared in their own zone, fold is ignored
+    assert write(first) == "2026-11-01 05:30:00.000000"
+    assert write(second) == "2026-11-01 06:30:00.000000"
+    assert write(second.astimezone(timezone(timedelta(hours=8)))) == write(second)
+    assert write(AT) == write(AT.astimezone(new_york)) == "2026-11-23 02:00:00.123456"
 
 
 def test_times_stored_in_other_forms_read_back_as_utc() -> None:

@@ -82,17 +82,17 @@ def _to_naive_utc(value: datetime | None) -> datetime | None:
 
 
 def _to_sqlite_text(value: datetime | None) -> str | None:
-    return None if value is None else _sqlite_text(value)
+    return None if value is None else _sqlite_text(_utc(value))
 
 
 # The same instant is written several times over: an event's time is its row's and its
 # contact's, and an intake batch stamps all its rows with one time. Formatting is ~1.5 µs;
-# a lookup by the (cached) hash of an aware datetime is ~0.1. Equal instants in other zones
-# hash and compare equal, and have the same UTC text.
+# a lookup by the (cached) hash of a datetime is ~0.1. Keyed in UTC: two local times an hour
+# apart in a DST fall-back (fold 0 and 1) compare and hash equal in their own zone.
 @lru_cache(maxsize=4096)
 def _sqlite_text(value: datetime) -> str:
     # Cutting the "+00:00" off the aware form is cheaper than replace(tzinfo=None).
-    return _utc(value).isoformat(" ", "microseconds")[:26]
+    return value.isoformat(" ", "microseconds")[:26]
 
 
 def _from_naive_utc(value: datetime | None) -> datetime | None:
