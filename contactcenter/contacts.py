@@ -161,7 +161,7 @@ def _conversation_lock_keys(items: Sequence[Inbound]) -> list[int]:
 
 
 async def _conversation_locks(session: AsyncSession, batcher: IntakeBatcher,
-                        items: Sequence[Inbound]) -> None:
+                              items: Sequence[Inbound]) -> None:
     """Wait for any other batch, on any node, storing lines of these items' conversations;
     held until this batch commits. Taken in ascending order: two batches cannot deadlock."""
     keys = _conversation_lock_keys(items)

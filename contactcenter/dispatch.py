@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import selectinload
 
 from contactcenter import metrics
-from contactcenter.domain import AgentStatus, ContactState, EventKind
+from contactcenter.domain import FINAL_STATES, AgentStatus, ContactState, EventKind
 from contactcenter.queues import active_queues, queue_spec
 from contactcenter.routing import (
     AgentSpec,
@@ -53,14 +53,13 @@ Effect = ContactEvent | AgentStatusChanged
 _EVENTS = EventRow.__table__
 _CONTACTS = Contact.__table__
 _STATE_AFTER_ROUTE = frozenset({ContactState.QUEUED, ContactState.OFFERED})
-_FINAL = frozenset(s for s in ContactState if s.is_final)
 # Per event, in the hot loops below: an enum's `.value` and `EventKind.X` are Python-level
 # descriptor calls in 3.11, while a StrEnum member is itself the str (hashed and compared as
 # one, stored as its text, encoded by orjson as its value).
 _HOLDS_AGENT = frozenset({EventKind.OFFERED, EventKind.ACCEPTED})
-_DROPS_AGENT = frozenset({EventKind.ABANDONED})
 _TIME_COLUMN = {EventKind.ACCEPTED: "answered_at", EventKind.ENDED: "ended_at"}
 _TRANSFERRED, _COMPLETED, _OFFERED = EventKind.TRANSFERRED, EventKind.COMPLETED, EventKind.OFFERED
+_ABANDONED = EventKind.ABANDONED
 _REVOKES = frozenset({EventKind.REJECTED, EventKind.OFFER_TIMEOUT, EventKind.ABANDONED})
 
 
@@ -357,12 +356,12 @@ class Dispatcher:
                 u["queue_id"] = e.queue_id
             if kind in _HOLDS_AGENT:
                 u["agent_id"] = e.agent_id
-            elif state in _STATE_AFTER_ROUTE or kind in _DROPS_AGENT:
+            elif state in _STATE_AFTER_ROUTE or kind is _ABANDONED:
                 u["agent_id"] = None
             column = _TIME_COLUMN.get(kind)
             if column is not None:
                 u[column] = at
-            elif state in _FINAL:
+            elif state in FINAL_STATES:
                 u["closed_at"] = at
                 if kind is _COMPLETED:
                     u["disposition"] = e.data.get("disposition")
@@ -393,7 +392,7 @@ class Dispatcher:
             stats.apply(e)
             tally.event(e)
             kind, state, cid = e.kind, e.state, e.contact_id
-            final = state in _FINAL
+            final = state in FINAL_STATES
             if cid in open_:
                 channel, before = open_[cid]
                 hook = hooks.get(channel)

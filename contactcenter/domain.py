@@ -34,10 +34,10 @@ class ContactState(StrEnum):
 
     @property
     def is_final(self) -> bool:
-        return self in _FINAL_STATES
+        return self in FINAL_STATES
 
 
-_FINAL_STATES = frozenset({ContactState.CLOSED, ContactState.ABANDONED, ContactState.EXPIRED})
+FINAL_STATES = frozenset({ContactState.CLOSED, ContactState.ABANDONED, ContactState.EXPIRED})
 
 
 class AgentStatus(StrEnum):
