@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
@@ -18,9 +19,13 @@ from contactcenter.storage.models import AuthToken, User
 from contactcenter.users import verify_password
 
 # A token lookup per request would put the database on every hot path; a short cache keeps
-# revocation (logout, deactivation) effective within this many seconds on every node.
+# revocation (logout, deactivation) effective within this many seconds on every node. Keyed by
+# the token itself: hashing it again on every request cost more than the lookup.
 _CACHE_SECONDS = 10.0
 _cache: dict[str, tuple[float, User, datetime]] = {}
+# One database lookup per token at a time: when an entry expires under load, the requests that
+# arrive while it is being read again wait for that read instead of each making their own.
+_reading: dict[str, asyncio.Task[tuple[User, datetime] | None]] = {}
 
 
 def _digest(token: str) -> str:
@@ -42,34 +47,49 @@ async def login(rt: Runtime, username: str, password: str) -> tuple[str, User, d
 
 
 async def logout(rt: Runtime, token: str) -> None:
-    _cache.pop(_digest(token), None)
+    _cache.pop(token, None)
     async with rt.sessions.begin() as session:
         await session.execute(delete(AuthToken).where(AuthToken.token_hash == _digest(token)))
 
 
 async def user_for_token(rt: Runtime, token: str) -> User | None:
-    digest = _digest(token)
-    now = rt.clock.now()
-    hit = _cache.get(digest)
-    if hit and time.monotonic() - hit[0] < _CACHE_SECONDS:
+    hit = _cache.get(token)
+    if hit is not None and time.monotonic() - hit[0] < _CACHE_SECONDS:
         user, expires = hit[1], hit[2]
     else:
-        async with rt.sessions() as session:
-            row = (
-                await session.execute(
-                    select(User, AuthToken.expires_at)
-                    .join(AuthToken, AuthToken.user_id == User.id)
-                    .where(AuthToken.token_hash == digest)
-                )
-            ).first()
-        if row is None:
-            _cache.pop(digest, None)
+        found = await _read_token(rt, token)
+        if found is None:
             return None
-        user, expires = row
-        _cache[digest] = (time.monotonic(), user, expires)
-    if not user.active or expires.timestamp() <= now:
+        user, expires = found
+    if not user.active or expires.timestamp() <= rt.clock.now():
         return None
     return user
+
+
+async def _read_token(rt: Runtime, token: str) -> tuple[User, datetime] | None:
+    # A task of its own, not the first caller's: a request that goes away does not take the
+    # read from the others waiting for it.
+    reading = _reading.get(token)
+    if reading is None:
+        reading = _reading[token] = asyncio.ensure_future(_lookup(rt, token))
+        reading.add_done_callback(lambda _: _reading.pop(token, None))
+    return await asyncio.shield(reading)
+
+
+async def _lookup(rt: Runtime, token: str) -> tuple[User, datetime] | None:
+    async with rt.sessions() as session:
+        row = (
+            await session.execute(
+                select(User, AuthToken.expires_at)
+                .join(AuthToken, AuthToken.user_id == User.id)
+                .where(AuthToken.token_hash == _digest(token))
+            )
+        ).first()
+    if row is None:
+        _cache.pop(token, None)
+        return None
+    _cache[token] = (time.monotonic(), row[0], row[1])
+    return row[0], row[1]
 
 
 def token_of(request: web.Request) -> str | None:
