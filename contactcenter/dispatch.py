@@ -61,6 +61,7 @@ _TIME_COLUMN = {EventKind.ACCEPTED: "answered_at", EventKind.ENDED: "ended_at"}
 _TRANSFERRED, _COMPLETED, _OFFERED = EventKind.TRANSFERRED, EventKind.COMPLETED, EventKind.OFFERED
 _ABANDONED = EventKind.ABANDONED
 _REVOKES = frozenset({EventKind.REJECTED, EventKind.OFFER_TIMEOUT, EventKind.ABANDONED})
+_NO_DATA: dict[str, Any] = {}  # shared by the events without data; only ever read
 
 
 _INSERT_EVENTS = direct.Hot(insert(_EVENTS),
@@ -147,9 +148,12 @@ class Dispatcher:
             await self._become_leader()
         batch = await self.rt.broker.read_inputs(self._cursor, TICK)
         effects: list[Effect] = []
+        # One reading of the clock for what arrived together: the inputs of a round are
+        # microseconds apart, and their events then share one time, converted once for storage.
+        now = self.rt.clock.now()
         for input_id, message in batch:
             self._cursor = input_id
-            effects += self._apply(message)
+            effects += self._apply(message, now)
         if self._reload_queues:
             await self._load_queues()
         effects += await self._periodic()
@@ -275,10 +279,9 @@ class Dispatcher:
         self._queues = {q.id: q for q in queues}
 
     # -- inputs ------------------------------------------------------------------------------
-    def _apply(self, m: dict[str, Any]) -> list[Effect]:
+    def _apply(self, m: dict[str, Any], now: float) -> list[Effect]:
         router = self.router
         assert router is not None
-        now = self.rt.clock.now()
         op = m.get("op")
         try:
             if op == "enqueue":
@@ -345,11 +348,14 @@ class Dispatcher:
             return
         rows: list[dict[str, Any]] = []
         updates: dict[int, dict[str, Any]] = {}  # per contact, its changed columns
+        ts, at = None, None
         for e in events:
-            at = _utc(e.at)
+            if e.at != ts:  # one datetime per instant: `direct` converts each object once
+                ts, at = e.at, _utc(e.at)
             kind, state = e.kind, e.state
             rows.append({"at": at, "kind": kind, "contact_id": e.contact_id,
-                         "queue_id": e.queue_id, "agent_id": e.agent_id, "data": dict(e.data)})
+                         "queue_id": e.queue_id, "agent_id": e.agent_id,
+                         "data": e.data or _NO_DATA})
             u = updates.setdefault(e.contact_id, {"cid": e.contact_id})
             u["state"] = state
             if kind is _TRANSFERRED:  # the only change of queue

@@ -74,6 +74,24 @@ async def test_inserted_ids_come_back_in_the_order_of_the_rows(engine: AsyncEngi
     assert [stored[i] for i in first + ids] == ["a", "b", "c", "d"]
 
 
+async def test_rows_that_share_a_value_and_rows_that_do_not_each_keep_theirs(
+        engine: AsyncEngine) -> None:
+    """A batch converts a value once for the rows that hold that very object; an equal or a
+    different object in between is converted for its own row."""
+    shared, later = {"n": 1}, AT + timedelta(seconds=1)
+    given = [(AT, shared), (later, shared), (later, {"n": 2}), (AT, shared),
+             (AT + timedelta(seconds=1), {"n": 1}), (AT, {})]
+    async with engine.begin() as conn:
+        await direct.run_many(conn, INSERT, [
+            {**event(500 + n, "offered", None, data), "at": at}
+            for n, (at, data) in enumerate(given)])
+    async with engine.connect() as conn:
+        stored = (await conn.execute(select(EVENTS.c.at, EVENTS.c.data)
+                                     .where(EVENTS.c.contact_id >= 500)
+                                     .order_by(EVENTS.c.contact_id))).all()
+    assert [tuple(r) for r in stored] == given
+
+
 async def test_direct_writes_roll_back_with_the_callers_transaction(engine: AsyncEngine) -> None:
     with pytest.raises(RuntimeError):
         async with engine.begin() as conn:
