@@ -2,20 +2,21 @@
 
 - Planning stores each item under its unique key (rule, customer, occurrence) with
   INSERT … ON CONFLICT DO NOTHING: planning again, on a restart or on another node, adds nothing.
-- Running claims due items with SELECT … FOR UPDATE SKIP LOCKED (PostgreSQL; the embedded
-  SQLite server is one process and serialises writers), performs each item's effect (a callback
-  contact, an SMS message row, a visit) in the same transaction and marks it done. A crash
-  before the commit leaves the item pending and its effect undone; after the commit, both are
-  there. Two nodes never claim the same item.
+- Running claims due items with SELECT … FOR UPDATE SKIP LOCKED (PostgreSQL; on SQLite,
+  which has no row locks, by a write that takes its one write lock and keeps what is still
+  pending), performs each item's effect (a callback contact, an SMS message row, a visit) in
+  the same transaction and marks it done. A crash before the commit leaves the item pending
+  and its effect undone; after the commit, both are there. Two claimers, on two nodes or in
+  one process, never do the same item.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -75,6 +76,8 @@ async def run_due(
             .limit(limit)
             .with_for_update(skip_locked=True)
         )).all()
+        if items and session.bind.dialect.name == "sqlite":
+            items = await _still_pending(session, items)
         done = 0
         for item in items:
             result = await handler(session, item)
@@ -82,3 +85,19 @@ async def run_due(
                 item.result, item.state, item.done_at = result, "done", now
                 done += 1
         return done
+
+
+async def _still_pending(session: AsyncSession, items: Sequence[ScheduledWork],
+                         ) -> list[ScheduledWork]:
+    """SQLite ignores FOR UPDATE, and sqlite3 begins the transaction at its first write, so
+    the SELECT above read outside it: another claimer in this process (the background job
+    and a request that sends at once) may have done these items since. A write takes SQLite's
+    one write lock, waiting for that claimer to commit; what it finds still pending is ours."""
+    ids = [item.id for item in items]
+    mine = set((await session.scalars(
+        update(ScheduledWork)
+        .where(ScheduledWork.id.in_(ids), ScheduledWork.state == "pending")
+        .values(state="pending")
+        .returning(ScheduledWork.id)
+        .execution_options(synchronize_session=False))).all())
+    return [item for item in items if item.id in mine]

@@ -92,6 +92,23 @@ async def test_a_crash_mid_run_leaves_nothing_half_done(engine: AsyncEngine) -> 
     assert set((await _effects(engine)).values()) == {1} and len(await _effects(engine)) == 5
 
 
+async def test_two_claimers_in_one_process_never_do_an_item_twice(engine: AsyncEngine) -> None:
+    """The background job and a request that sends at once (a complaint's acknowledgement)
+    both claim due work; on SQLite, which ignores FOR UPDATE, both used to do it."""
+    ids = await _customers(engine, 3)
+    async with sessionmaker(engine).begin() as session:
+        await schedule(session, [_sms(c, 0) for c in ids], NOW)
+
+    async def slow_effect(session: AsyncSession, item: ScheduledWork) -> dict:
+        await asyncio.sleep(0.01)  # both claimers have read the items before either commits
+        return await _effect(session, item)
+
+    done = await asyncio.gather(*(run_due(sessionmaker(engine), slow_effect, NOW)
+                                  for _ in range(2)))
+    effects = await _effects(engine)
+    assert sum(done) == 3 and len(effects) == 3 and set(effects.values()) == {1}, (done, effects)
+
+
 async def test_two_schedulers_racing_on_postgresql_never_do_an_item_twice(pg_url: str) -> None:
     first, second = make_engine(pg_url), make_engine(pg_url)  # two nodes' connection pools
     ids = await _customers(first, 60)
