@@ -60,7 +60,8 @@ class _Compiled:
         """`args` of each parameter set. A value that is the very object the last converted
         row had in its place is not converted again: a batch's rows share their time object,
         the dispatcher's events their empty `data`, and a conversion is a chain of Python calls
-        (~2 µs). Identity, not equality: equal objects of other types may convert apart."""
+        (~2 µs). Identity, not equality: values that compare equal may convert apart (1 and
+        True; the two local times of a DST fall-back)."""
         if not self.converted or self._gather is None:
             return [self.args(params) for params in many]
         gather, converted = self._gather, self.converted
