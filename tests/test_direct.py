@@ -13,7 +13,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contactcenter.storage import direct
-from contactcenter.storage.models import ContactEvent, UTCDateTime, UTCIsoText
+from contactcenter.storage.models import ContactEvent, UTCDateTime, UTCIsoText, iso_times
 from contactcenter.storage.one_of import one_of
 
 EVENTS = ContactEvent.__table__
@@ -131,6 +131,13 @@ async def test_utc_times_round_trip_and_read_as_iso_text(engine: AsyncEngine) ->
     assert [r.at for r in mine] == times and all(r.at.tzinfo is not None for r in mine)
     assert [r.iso for r in mine] == [t.astimezone(UTC).isoformat() for t in times]
     assert mine[1].iso == "2026-11-23T02:00:00+00:00"
+    # As the screen-pop reads them (`iso_times`): PostgreSQL formats the text itself.
+    as_json = direct.Hot(select(*iso_times(EVENTS.c.at, EVENTS.c.kind))
+                         .where(EVENTS.c.contact_id >= 300).order_by(EVENTS.c.contact_id))
+    async with engine.connect() as conn:
+        texts = await direct.rows(conn, as_json, {})
+    assert [(r.at, r.kind) for r in texts] == [
+        (t.astimezone(UTC).isoformat(), "offered") for t in times]
     with pytest.raises(Exception, match="naive"):
         async with engine.begin() as conn:
             await direct.run_many(conn, INSERT, [{**event(400, "offered", None, {}),

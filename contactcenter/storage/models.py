@@ -25,10 +25,11 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
-    type_coerce,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.functions import FunctionElement
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets 64-bit ids.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -63,10 +64,43 @@ class UTCIsoText(UTCDateTime):
 
 
 def iso_times(*columns: Any) -> list[Any]:
-    """The columns, for a select whose rows go out as JSON: the `UTCDateTime` ones read as
-    `UTCIsoText`, under their own names."""
-    return [type_coerce(c, UTCIsoText()).label(c.key) if isinstance(c.type, UTCDateTime) else c
+    """The columns, for a select whose rows go out as JSON: the `UTCDateTime` ones read as the
+    text `isoformat()` gives, under their own names."""
+    return [_IsoTimeText(c).label(c.key) if isinstance(c.type, UTCDateTime) else c
             for c in columns]
+
+
+class _IsoTimeOut(UTCIsoText):
+    """What `_IsoTimeText` reads: on SQLite the stored text, rearranged in Python; elsewhere
+    the finished text from the database."""
+
+    cache_ok = True
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        return _iso_from_sqlite_text if dialect.name == "sqlite" else None
+
+
+class _IsoTimeText(FunctionElement[str]):
+    """A `UTCDateTime` column as ISO text. PostgreSQL formats it itself: a Python call per
+    time read (the screen-pop's history reads 18 per contact) was 3 % of a scale-out node."""
+
+    type = _IsoTimeOut()
+    inherit_cache = True
+    name = "iso_time_text"
+
+
+@compiles(_IsoTimeText)
+def _iso_time_text(element: _IsoTimeText, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.clauses, **kw))
+
+
+@compiles(_IsoTimeText, "postgresql")
+def _iso_time_text_pg(element: _IsoTimeText, compiler: Any, **kw: Any) -> str:
+    # Naive UTC in the column; isoformat() leaves out a zero fraction.
+    t = compiler.process(element.clauses, **kw)
+    return (f"CASE WHEN {t} = date_trunc('second', {t}) "
+            f"""THEN to_char({t}, 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"') """
+            f"""ELSE to_char({t}, 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') END""")
 
 
 def _utc(value: datetime) -> datetime:
