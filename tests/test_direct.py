@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import bindparam, insert, select, type_coerce, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -114,30 +114,24 @@ def test_statements_it_would_run_wrongly_are_refused() -> None:
 
 
 async def test_utc_times_round_trip_and_read_as_iso_text(engine: AsyncEngine) -> None:
-    """Times in any zone are stored as UTC and come back aware; read as `UTCIsoText` they are
-    exactly `isoformat()` of that, a whole second included (isoformat leaves out its zero
-    fraction)."""
+    """Times in any zone are stored as UTC and come back aware; read through `iso_times` (as
+    the screen-pop reads them; PostgreSQL formats the text itself) they are exactly
+    `isoformat()` of that, a whole second included (isoformat leaves out its zero fraction)."""
     beijing = timezone(timedelta(hours=8))
     times = [AT, AT.replace(microsecond=0), datetime(2027, 1, 1, 7, 59, 59, 1, tzinfo=beijing)]
     async with engine.begin() as conn:
         await direct.run_many(conn, INSERT, [
             {**event(300 + n, "offered", None, {}), "at": at} for n, at in enumerate(times)])
-    read = direct.Hot(select(EVENTS.c.at, type_coerce(EVENTS.c.at, UTCIsoText()).label("iso"))
+    read = direct.Hot(select(EVENTS.c.at, *iso_times(EVENTS.c.at.label("iso")), EVENTS.c.kind)
                       .where(EVENTS.c.contact_id >= 300).order_by(EVENTS.c.contact_id))
     async with engine.connect() as conn:
         mine = await direct.rows(conn, read, {})
         theirs = (await conn.execute(read.stmt)).all()
     assert [tuple(r) for r in mine] == [tuple(r) for r in theirs]
     assert [r.at for r in mine] == times and all(r.at.tzinfo is not None for r in mine)
-    assert [r.iso for r in mine] == [t.astimezone(UTC).isoformat() for t in times]
-    assert mine[1].iso == "2026-11-23T02:00:00+00:00"
-    # As the screen-pop reads them (`iso_times`): PostgreSQL formats the text itself.
-    as_json = direct.Hot(select(*iso_times(EVENTS.c.at, EVENTS.c.kind))
-                         .where(EVENTS.c.contact_id >= 300).order_by(EVENTS.c.contact_id))
-    async with engine.connect() as conn:
-        texts = await direct.rows(conn, as_json, {})
-    assert [(r.at, r.kind) for r in texts] == [
+    assert [(r.iso, r.kind) for r in mine] == [
         (t.astimezone(UTC).isoformat(), "offered") for t in times]
+    assert mine[1].iso == "2026-11-23T02:00:00+00:00"
     with pytest.raises(Exception, match="naive"):
         async with engine.begin() as conn:
             await direct.run_many(conn, INSERT, [{**event(400, "offered", None, {}),
