@@ -1,6 +1,8 @@
 """The core's cost per contact, without HTTP or websockets: intake, router, event log, frames.
 
-One process, the embedded default (SQLite in a temp dir, the in-process broker): 40 agents
+One process, the embedded default (SQLite in a temp dir, the in-process broker), or with
+`--scaleout` PostgreSQL + Redis as in `routing.py` (the same `bench` database and `ccbench:*`
+keys, cleared first; their servers' CPU is not counted): 40 agents
 that take every offer at once through the broker (accept, end, wrap-up), as in
 `benchmarks/routing.py`, and rounds of `--size` contacts from 200 repeat callers, each round
 taken in together and run until every contact is closed. It prints the CPU per contact.
@@ -26,6 +28,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from routing import PG_DB, REDIS_PREFIX, REDIS_URL, prepare_scaleout
+
 from contactcenter.broker.base import agent_channel
 from contactcenter.contacts import Inbound, take_in
 from contactcenter.dispatch import Dispatcher
@@ -38,10 +42,17 @@ from contactcenter.wire import dumps
 AGENTS, CALLERS = 40, 200
 
 
-async def run(size: int, rounds: int) -> None:
-    path = os.path.join(tempfile.mkdtemp(prefix="cc-core-"), "core.db")
-    rt = Runtime.build(Settings(database_url=f"sqlite+aiosqlite:///{path}"))
+async def run(size: int, rounds: int, scaleout: bool) -> None:
+    if scaleout:
+        await prepare_scaleout()
+        settings = Settings(database_url=f"postgresql://postgres@127.0.0.1:5432/{PG_DB}",
+                            redis_url=REDIS_URL, redis_prefix=REDIS_PREFIX, node_id="core")
+    else:
+        path = os.path.join(tempfile.mkdtemp(prefix="cc-core-"), "core.db")
+        settings = Settings(database_url=f"sqlite+aiosqlite:///{path}")
+    rt = Runtime.build(settings)
     await upgrade(rt.engine)
+    await rt.broker.start()
     now = datetime.now(UTC)
     async with rt.sessions.begin() as session:
         session.add(Queue(name="bench", channels=["api"]))
@@ -103,6 +114,8 @@ async def run(size: int, rounds: int) -> None:
           f"({n / wall:,.0f} contacts/s)")
     rt.dispatcher.stop()
     routing.cancel()
+    await asyncio.gather(routing, return_exceptions=True)
+    await rt.broker.close()
     await rt.engine.dispose()
 
 
@@ -111,10 +124,12 @@ def main() -> None:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--size", type=int, default=10, help="contacts taken in together per round")
     p.add_argument("--rounds", type=int, default=300)
+    p.add_argument("--scaleout", action="store_true",
+                   help="PostgreSQL + Redis instead of the embedded default")
     args = p.parse_args()
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}")
-    asyncio.run(run(args.size, args.rounds))
+    asyncio.run(run(args.size, args.rounds, args.scaleout))
 
 
 if __name__ == "__main__":

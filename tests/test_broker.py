@@ -62,14 +62,14 @@ async def test_a_batch_of_deliveries_is_numbered_per_agent_in_order(broker: Brok
     unsubscribe = [broker.subscribe(agent_channel(a), got[a].append) for a in got]
     before = {a: await broker.last_seq(a) for a in got}
     await broker.deliver_many([(7, {"type": "x", "n": 1}), (8, {"type": "x", "n": 2}),
-                               (7, {}), (7, {"type": "x", "n": 3})])
+                               (7, {}), (7, {"type": "x", "n": 3, "body": "two\nlines"})])
     assert await broker.deliver(8, {"type": "x", "n": 4}) == before[8] + 2
     for _ in range(100):  # pub/sub arrives on its own task
         if len(got[7]) == 3 and len(got[8]) == 2:
             break
         await asyncio.sleep(0.01)
     assert got[7] == [{"seq": before[7] + 1, "type": "x", "n": 1}, {"seq": before[7] + 2},
-                      {"seq": before[7] + 3, "type": "x", "n": 3}]
+                      {"seq": before[7] + 3, "type": "x", "n": 3, "body": "two\nlines"}]
     assert [m["n"] for m in got[8]] == [2, 4]
     assert await broker.replay(7, before[7] + 1) == got[7][1:]
     # Each frame comes with its JSON, which the agent's socket sends as it is: the same frame.

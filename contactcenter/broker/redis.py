@@ -17,9 +17,13 @@ log = logging.getLogger(__name__)
 # Numbering, buffering and publishing in one script, so two nodes delivering to the same agent
 # can never hand out one sequence number twice or publish out of order. One call numbers a whole
 # batch: KEYS are (seq, buffer) per message, ARGV the replay depth, then (body, channel) each.
+# The batch goes out as one pub/sub message, a line per frame (channel, space, numbered JSON; JSON
+# as orjson writes it has no raw newline): redis-py's handling of each pub/sub message it reads
+# cost more than the frame itself.
 _DELIVER = """
 local depth = tonumber(ARGV[1])
 local seqs = {}
+local lines = {}
 for i = 1, #KEYS / 2 do
   local seq = redis.call('INCR', KEYS[2 * i - 1])
   local body = ARGV[2 * i]
@@ -28,9 +32,10 @@ for i = 1, #KEYS / 2 do
   else numbered = '{"seq":' .. seq .. ',' .. string.sub(body, 2) end
   redis.call('RPUSH', KEYS[2 * i], numbered)
   redis.call('LTRIM', KEYS[2 * i], -depth, -1)
-  redis.call('PUBLISH', ARGV[2 * i + 1], numbered)
+  lines[i] = ARGV[2 * i + 1] .. ' ' .. numbered
   seqs[i] = seq
 end
+redis.call('PUBLISH', ARGV[#ARGV], table.concat(lines, '\\n'))
 return seqs
 """
 
@@ -68,6 +73,7 @@ class RedisBroker(Broker):
         return ":".join([self._p, *map(str, parts)])
 
     async def start(self) -> None:
+        await self._pubsub.subscribe(self._k("frames"))
         await self._pubsub.psubscribe(self._k("pub", "*"))
         self._pubsub_task = asyncio.create_task(self._listen(), name="redis-pubsub")
 
@@ -87,11 +93,15 @@ class RedisBroker(Broker):
                 # listen() waits without a timeout per message: the timeout's own set-up was
                 # a tenth of this loop's cost under load.
                 async for msg in self._pubsub.listen():
-                    if msg["type"] != "pmessage":
-                        continue
+                    kind = msg["type"]
                     try:
-                        # Agents' frames arrive as the numbered JSON their socket sends.
-                        self._fan_out(msg["channel"][strip:], Frame.parse(msg["data"]))
+                        if kind == "message":  # a batch of agents' frames: see _DELIVER
+                            for line in msg["data"].split("\n"):
+                                channel, _, text = line.partition(" ")
+                                # As the numbered JSON their socket sends.
+                                self._fan_out(channel, Frame.parse(text))
+                        elif kind == "pmessage":
+                            self._fan_out(msg["channel"][strip:], Frame.parse(msg["data"]))
                     except Exception:
                         log.exception("pub/sub subscriber failed")
             except (ConnectionError, aioredis.ConnectionError):
@@ -110,8 +120,9 @@ class RedisBroker(Broker):
 
     async def submit_many(self, messages: list[Message]) -> None:
         """Appended in order, and durable in the stream when this returns. Concurrent calls
-        share one pipeline (a group commit): agents' commands arrive in bursts, and a round
-        trip per command was the scale-out node's largest cost."""
+        share one stream entry (a group commit): agents' commands arrive in bursts, and a
+        round trip per command, then an XADD per command, was the scale-out node's largest
+        cost. An entry's `m` is a JSON array of messages."""
         if not messages:
             return
         future = asyncio.get_running_loop().create_future()
@@ -125,12 +136,10 @@ class RedisBroker(Broker):
         try:
             while self._outgoing:
                 batch, self._outgoing = self._outgoing, []
+                entry = "[" + ",".join(body for body, _ in batch) + "]"
                 try:
-                    async with self._redis.pipeline(transaction=False) as pipe:
-                        for body, _ in batch:
-                            pipe.xadd(self._k("inputs"), {"m": body}, maxlen=100_000,
-                                      approximate=True)
-                        await pipe.execute()
+                    await self._redis.xadd(self._k("inputs"), {"m": entry}, maxlen=100_000,
+                                           approximate=True)
                 except Exception as e:
                     for _, future in batch:
                         if not future.done():
@@ -152,7 +161,9 @@ class RedisBroker(Broker):
         )
         if not got:
             return []
-        return [(entry_id, loads(fields["m"])) for entry_id, fields in got[0][1]]
+        # Each entry's messages share its id: the id marks where a reader is, not a message.
+        return [(entry_id, message) for entry_id, fields in got[0][1]
+                for message in loads(fields["m"])]
 
     async def hold_lease(self, ttl: float) -> bool:
         return bool(
@@ -175,7 +186,8 @@ class RedisBroker(Broker):
         args: list[object] = [REPLAY_DEPTH]
         for agent_id, message in deliveries:
             keys += [self._k("seq", agent_id), self._k("buf", agent_id)]
-            args += [dumps(message), self._k("pub", agent_channel(agent_id))]
+            args += [dumps(message), agent_channel(agent_id)]
+        args.append(self._k("frames"))
         return [int(seq) for seq in await self._deliver(keys=keys, args=args)]
 
     async def replay(self, agent_id: int, after_seq: int) -> list[Message] | None:
