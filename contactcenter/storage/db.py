@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, make_url, text
+from sqlalchemy import event, exc, make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
@@ -17,7 +18,11 @@ from contactcenter.wire import dumps, loads
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def make_engine(url: str) -> AsyncEngine:
+# A pooled connection idle longer than this is pinged before use; see `_ping_when_idle`.
+PING_AFTER_IDLE = 2.0
+
+
+def make_engine(url: str, ping_after_idle: float = PING_AFTER_IDLE) -> AsyncEngine:
     if url.startswith("sqlite"):
         # LIFO: the connection used last is taken again, its page cache still good; SQLite
         # drops a connection's whole cache whenever another connection has written since.
@@ -35,8 +40,38 @@ def make_engine(url: str) -> AsyncEngine:
             cur.close()
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True,
-                               json_serializer=dumps, json_deserializer=loads)
+    engine = create_async_engine(url, pool_size=10, max_overflow=20,
+                                 json_serializer=dumps, json_deserializer=loads)
+    _ping_when_idle(engine, ping_after_idle)
+    return engine
+
+
+def _ping_when_idle(engine: AsyncEngine, after: float) -> None:
+    """Ping a connection before use only when it sat in the pool for `after` seconds.
+
+    SQLAlchemy's `pool_pre_ping` pings at every checkout, and on asyncpg a ping is three round
+    trips (BEGIN, `;`, ROLLBACK): in scale-out that was 28 % of all round trips to PostgreSQL,
+    and a transaction's latency is its round trips. A connection breaks while it sits idle (a
+    database restart, an idle timeout, a dropped TCP flow), so that is when it is checked.
+    One that was in use a moment before the database went away fails its transaction, as one
+    in flight does; the disconnect then invalidates every older connection in the pool, so the
+    next transactions reconnect (tests/test_db.py shows both)."""
+    pool = engine.sync_engine.pool
+
+    @event.listens_for(pool, "checkin")
+    def _idle_from(_: Any, record: Any) -> None:
+        record.info["idle_from"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _ping(dbapi_conn: Any, record: Any, _: Any) -> None:
+        idle_from = record.info.get("idle_from")
+        if idle_from is None or time.monotonic() - idle_from < after:
+            return  # new, or just used
+        try:
+            dbapi_conn.ping()
+        except Exception as e:
+            # The pool discards this connection and checks out another (a documented hook).
+            raise exc.DisconnectionError() from e
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:
