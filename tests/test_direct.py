@@ -66,13 +66,19 @@ async def test_rows_and_writes_are_the_same_as_through_sqlalchemy(engine: AsyncE
 
 async def test_inserted_ids_come_back_in_the_order_of_the_rows(engine: AsyncEngine) -> None:
     rows = [event(100 + n, kind, None, {}) for n, kind in enumerate(["a", "b", "c", "d"])]
+    # Every column's kind of value, NULLs among them, in batches of another size each (on
+    # PostgreSQL one statement serves every size).
+    rows += [{**event(200 + n, f"k{n % 7}", n if n % 3 else None,
+                      {"n": n, "text": "雨天\n"} if n % 2 else {}),
+              "at": AT + timedelta(seconds=n * 37)} for n in range(60)]
     async with engine.begin() as conn:
         first = await direct.insert_ids(conn, INSERT_IDS, rows[:1])
-        ids = await direct.insert_ids(conn, INSERT_IDS, rows[1:])
+        ids = await direct.insert_ids(conn, INSERT_IDS, rows[1:4])
+        more = await direct.insert_ids(conn, INSERT_IDS, rows[4:])
     async with engine.connect() as conn:
-        stored = dict((await conn.execute(select(EVENTS.c.id, EVENTS.c.kind))).all())
-    assert [stored[i] for i in first + ids] == ["a", "b", "c", "d"]
-
+        stored = {r.id: {k: getattr(r, k) for k in KEYS}
+                  for r in await conn.execute(select(EVENTS))}
+    assert [stored[i] for i in first + ids + more] == rows
 
 async def test_rows_that_share_a_value_and_rows_that_do_not_each_keep_theirs(
         engine: AsyncEngine) -> None:

@@ -12,6 +12,12 @@ each column type's result processor). Only the running is done here, with ready 
 named tuples out. On PostgreSQL `rows` and `run_many` are plain `AsyncConnection.execute`:
 there the layer's cost is small next to the round trip, and the asyncpg adapter owns the
 transaction. Result rows are read by position or by column key, as SQLAlchemy's are.
+
+`insert_ids` on PostgreSQL sends one array per column through `unnest` instead of SQLAlchemy's
+multi-row VALUES: that statement's text changed with the number of rows, so each new batch size
+on each pooled connection was prepared anew (a round trip and a plan; in scale-out about one
+intake batch in four prepared all three of its INSERTs). The `unnest` statement is one text for
+any number of rows, prepared once per connection.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, insert, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -86,27 +92,46 @@ class Hot:
     (the others take the table's server defaults; a Python-side default is refused, since it
     would be skipped here)."""
 
-    __slots__ = ("_sqlite", "keys", "stmt")
+    __slots__ = ("_compiled", "keys", "stmt")
 
     def __init__(self, stmt: Any, keys: Sequence[str] | None = None) -> None:
         self.stmt = stmt
         self.keys = list(keys) if keys is not None else None
-        self._sqlite: _Compiled | None = None
+        self._compiled: dict[str, _Compiled] = {}  # by dialect: a process's tests use two
 
     def compiled(self, dialect: Dialect) -> _Compiled:
-        if self._sqlite is None:
-            self._sqlite = _compile(self.stmt, dialect, self.keys)
-        return self._sqlite
+        c = self._compiled.get(dialect.name)
+        if c is None:
+            c = self._compiled[dialect.name] = _compile(self.stmt, dialect, self.keys)
+        return c
 
 
 class HotInsert(Hot):
     """An INSERT of rows that each give `keys`, whose new ids come back in the rows' order."""
 
-    __slots__ = ("returning",)
+    __slots__ = ("_unnest", "table")
 
     def __init__(self, table: Table, keys: Sequence[str]) -> None:
         super().__init__(insert(table), keys)
-        self.returning = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        self.table = table
+        self._unnest: Any = None
+
+    def unnest(self, dialect: Dialect) -> Any:
+        """PostgreSQL: the rows as one array per column, inserted in their order (`ORDER BY`
+        the arrays' ordinality); the ids, drawn from the sequence in that order, come back in
+        some order, and sorted they are the rows'."""
+        if self._unnest is None:
+            q = dialect.identifier_preparer
+            c = self.compiled(dialect)
+            columns = [self.table.c[name] for name in c.names]
+            names = ", ".join(q.quote(col.name) for col in columns)
+            arrays = ", ".join(f"CAST(:a{i} AS {col.type.compile(dialect)}[])"
+                               for i, col in enumerate(columns))
+            self._unnest = text(
+                f"INSERT INTO {q.format_table(self.table)} ({names}) SELECT {names} "
+                f"FROM unnest({arrays}) WITH ORDINALITY AS r({names}, n) ORDER BY n "
+                f"RETURNING {q.quote(self.table.c.id.name)}")
+        return self._unnest
 
 
 def _compile(stmt: Any, dialect: Dialect, keys: list[str] | None) -> _Compiled:
@@ -163,9 +188,11 @@ async def insert_ids(conn: AsyncConnection, hot: HotInsert,
     """Insert the rows; their new ids, in the order of `params`."""
     if not params:
         return []
-    if conn.dialect.name != "sqlite":
-        return list((await conn.execute(hot.returning, list(params))).scalars())
     c = hot.compiled(conn.dialect)
+    if conn.dialect.name != "sqlite":
+        rows = c.args_many(params)
+        arrays = {f"a{i}": [row[i] for row in rows] for i in range(len(c.names))}
+        return sorted((await conn.execute(hot.unnest(conn.dialect), arrays)).scalars())
     inline = _inline(conn)
     await inline.run_sql_many(c.sql, c.args_many(params))
     # This transaction holds SQLite's one write lock, and an INTEGER PRIMARY KEY takes one more
