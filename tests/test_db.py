@@ -1,6 +1,7 @@
-"""The PostgreSQL pool across lost connections: a connection that died while idle in the pool
-is replaced before use; one that died right after use fails one transaction, and the pool then
-replaces every connection older than the failure."""
+"""The schema and the pool. The migrations build exactly the schema the models describe, on
+both databases. The PostgreSQL pool across lost connections: a connection that died while idle
+in the pool is replaced before use; one that died right after use fails one transaction, and
+the pool then replaces every connection older than the failure."""
 
 from __future__ import annotations
 
@@ -8,13 +9,27 @@ import asyncio
 
 import asyncpg
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from contactcenter.storage.db import make_engine
+from contactcenter.storage.models import Base
 from tests.conftest import PG_URL, require
 
 PID = text("SELECT pg_backend_pid()")
+
+
+async def test_the_migrations_build_the_schema_the_models_describe(db_url: str) -> None:
+    engine = make_engine(db_url)  # migrated by the fixture
+    try:
+        async with engine.connect() as conn:
+            differences = await conn.run_sync(
+                lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata))
+    finally:
+        await engine.dispose()
+    assert differences == []
 
 
 async def _terminate(pids: list[int]) -> None:
