@@ -1104,9 +1104,7 @@ async def customer_history(
 
 def _histories_statement(dialect: str) -> Any:
     """Each customer's latest `limit` contacts, newest first. Read through the index on
-    (customer_id, created_at, id), the whole order, so the cost is the rows returned, not the
-    customer's past (with a shorter index PostgreSQL sorted the past whenever its statistics
-    lagged)."""
+    (customer_id, created_at), so the cost is the rows returned, not the customer's past."""
     contacts, queues, users = Contact.__table__, Queue.__table__, User.__table__
     customers = Customer.__table__
     mine = contacts.alias("mine")

@@ -331,8 +331,7 @@ class Contact(Base):
     __table_args__ = (
         # A provider's retry of the same message/call must not make a second contact.
         UniqueConstraint("channel", "external_id", name="uq_contacts_channel_external_id"),
-        # The history's order, whole: a customer's latest without sorting their past.
-        Index("ix_contacts_customer_latest", "customer_id", "created_at", "id"),
+        Index("ix_contacts_customer_created", "customer_id", "created_at"),
         Index("ix_contacts_state", "state"),
         Index("ix_contacts_conversation", "conversation_id"),
     )
