@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from hashlib import blake2b
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from contactcenter.clock import utc
@@ -441,8 +441,7 @@ _LIVE_CONTACTS = direct.Hot(select(_CONTACT).where(
     one_of(_CONTACT.c.conversation_id, "ids"),
     one_of(_CONTACT.c.state, "states", _IN_PROGRESS),
 ).order_by(_CONTACT.c.id))
-_TOUCH_CONVERSATION = direct.Hot(update(_CONV).where(_CONV.c.id == bindparam("cid")).values(
-    last_message_at=bindparam("at")))
+_TOUCH_CONVERSATION = direct.HotUpdate(_CONV, ["last_message_at"])
 _CONTACT_COLUMNS = ("channel", "direction", "state", "customer_id", "queue_id", "tier",
                     "from_address", "to_address", "subject", "body", "external_id", "meta",
                     "created_at", "conversation_id")
@@ -499,7 +498,8 @@ async def _write(conn: AsyncConnection, plans: dict[int, _Plan], at: datetime) -
     one executemany per kind of row, ids back in the order given."""
     conversations = list({id(p.conversation): p.conversation for p in plans.values()}.values())
     new = [c for c in conversations if c.id is None]
-    joined = [c for c in conversations if c.id is not None]
+    # By id: a conversation named by an item and found as a sender's latest is read twice.
+    joined = list({c.id: c for c in conversations if c.id is not None}.values())
     if new:
         ids = await direct.insert_ids(conn, _INSERT_CONVERSATIONS, [
             {"customer_id": c.customer_id, "channel": c.channel, "status": "open",
@@ -509,7 +509,7 @@ async def _write(conn: AsyncConnection, plans: dict[int, _Plan], at: datetime) -
             c.id = id_
     if joined:
         await direct.run_many(conn, _TOUCH_CONVERSATION,
-                              [{"cid": c.id, "at": c.last_message_at} for c in joined])
+                              [{"cid": c.id, "last_message_at": c.last_message_at} for c in joined])
     contacts = [p for p in plans.values() if p.new_contact]
     if contacts:
         for p in contacts:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from contactcenter import metrics
@@ -64,19 +64,17 @@ _REVOKES = frozenset({EventKind.REJECTED, EventKind.OFFER_TIMEOUT, EventKind.ABA
 _NO_DATA: dict[str, Any] = {}  # shared by the events without data; only ever read
 
 
-_INSERT_EVENTS = direct.Hot(insert(_EVENTS),
-                     keys=("at", "kind", "contact_id", "queue_id", "agent_id", "data"))
-_CONTACT_UPDATES: dict[frozenset[str], direct.Hot] = {}
+_INSERT_EVENTS = direct.HotInsert(_EVENTS,
+                                  ("at", "kind", "contact_id", "queue_id", "agent_id", "data"))
+_CONTACT_UPDATES: dict[frozenset[str], direct.HotUpdate] = {}
 
 
-def _contact_update(shape: frozenset[str]) -> direct.Hot:
+def _contact_update(shape: frozenset[str]) -> direct.HotUpdate:
     """The UPDATE for one set of keys ("cid" and the changed columns), built once: there are
     a handful of shapes."""
     stmt = _CONTACT_UPDATES.get(shape)
     if stmt is None:
-        stmt = _CONTACT_UPDATES[shape] = direct.Hot(
-            update(_CONTACTS).where(_CONTACTS.c.id == bindparam("cid"))
-            .values({k: bindparam(k) for k in sorted(shape - {"cid"})}))
+        stmt = _CONTACT_UPDATES[shape] = direct.HotUpdate(_CONTACTS, sorted(shape - {"cid"}))
     return stmt
 
 

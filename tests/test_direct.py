@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -18,7 +18,7 @@ from contactcenter.storage.one_of import one_of
 
 EVENTS = ContactEvent.__table__
 KEYS = ("at", "kind", "contact_id", "queue_id", "agent_id", "data")
-INSERT = direct.Hot(insert(EVENTS), keys=KEYS)
+INSERT = direct.HotInsert(EVENTS, KEYS)
 INSERT_IDS = direct.HotInsert(EVENTS, KEYS)
 READ = direct.Hot(
     select(EVENTS.c.id, EVENTS.c.at, EVENTS.c.kind, EVENTS.c.agent_id, EVENTS.c.data)
@@ -26,8 +26,7 @@ READ = direct.Hot(
            one_of(EVENTS.c.kind, "kinds", ["offered", "accepted"]),
            EVENTS.c.queue_id == bindparam("queue"))
     .order_by(EVENTS.c.id))
-MOVE = direct.Hot(update(EVENTS).where(EVENTS.c.id == bindparam("eid"))
-                  .values(at=bindparam("at"), data=bindparam("data")))
+MOVE = direct.HotUpdate(EVENTS, ["at", "agent_id", "data"], key="eid")
 
 AT = datetime(2026, 11, 23, 2, 0, 0, 123456, tzinfo=UTC)
 
@@ -55,13 +54,20 @@ async def test_rows_and_writes_are_the_same_as_through_sqlalchemy(engine: AsyncE
         ("offered", 4, {"n": [1, 2]})]
     assert all(r.at == AT and r.at.tzinfo is not None for r in mine)
 
+    # Many rows at once, each its own values, a NULL among them; the others untouched.
     later = datetime(2026, 11, 24, 8, 30, tzinfo=UTC)
+    moves = [{"eid": mine[0].id, "at": later, "agent_id": None, "data": {"x": 1}},
+             {"eid": mine[2].id, "at": later + timedelta(hours=1), "agent_id": 9, "data": {}}]
     async with engine.begin() as conn:
-        await direct.run_many(conn, MOVE, [{"eid": mine[0].id, "at": later, "data": {"x": 1}}])
+        await direct.run_many(conn, MOVE, moves)
+        with pytest.raises(ValueError, match="one row per id"):
+            await direct.run_many(conn, MOVE, [moves[0], {**moves[0], "agent_id": 2}])
     async with engine.connect() as conn:
-        row = (await conn.execute(select(EVENTS.c.at, EVENTS.c.data)
-                                  .where(EVENTS.c.id == mine[0].id))).one()
-    assert (row.at, row.data) == (later, {"x": 1})
+        stored = {r.id: {"eid": r.id, "at": r.at, "agent_id": r.agent_id, "data": r.data}
+                  for r in await conn.execute(select(EVENTS))}
+    assert [stored[m["eid"]] for m in moves] == moves
+    assert (stored[mine[1].id]["agent_id"], stored[mine[1].id]["data"]) == (None, {})
+    assert stored[mine[1].id]["at"] == AT
 
 
 async def test_inserted_ids_come_back_in_the_order_of_the_rows(engine: AsyncEngine) -> None:
@@ -110,7 +116,7 @@ async def test_direct_writes_roll_back_with_the_callers_transaction(engine: Asyn
 def test_statements_it_would_run_wrongly_are_refused() -> None:
     dialect = sqlite.dialect()
     # `data` has a Python-side default that SQLAlchemy would fill in and this path would not.
-    without_data = direct.Hot(insert(EVENTS), keys=KEYS[:-1])
+    without_data = direct.HotInsert(EVENTS, KEYS[:-1])
     with pytest.raises(ValueError, match="Python default"):
         without_data.compiled(dialect)
     # An expanding IN changes its SQL with every list; one_of keeps it one parameter.
