@@ -2,7 +2,7 @@
 
 One process, the embedded default (SQLite in a temp dir, the in-process broker), or with
 `--scaleout` PostgreSQL + Redis as in `routing.py` (the same `bench` database and `ccbench:*`
-keys, cleared first; their servers' CPU is not counted): 40 agents
+keys, cleared first; their servers' CPU, read from /proc, is printed apart): 40 agents
 that take every offer at once through the broker (accept, end, wrap-up), as in
 `benchmarks/routing.py`, and rounds of `--size` contacts from 200 repeat callers, each round
 taken in together and run until every contact is closed. It prints the CPU per contact.
@@ -40,6 +40,25 @@ from contactcenter.storage.models import Queue, User
 from contactcenter.wire import dumps
 
 AGENTS, CALLERS = 40, 200
+SERVICES = {"PostgreSQL": "postgres", "Redis": "redis-server"}  # name -> process name
+
+
+def services_cpu() -> dict[str, float]:
+    """CPU seconds the local PostgreSQL and Redis have used so far, from /proc. A backend that
+    exits is counted on in its parent's `cutime`: the postmaster reaps its backends."""
+    spent = dict.fromkeys(SERVICES, 0.0)
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except (OSError, ValueError):
+            continue  # not a process, or one that just ended
+        comm, _, rest = stat.partition("(")[2].rpartition(")")
+        for name, process in SERVICES.items():
+            if comm.startswith(process):
+                spent[name] += sum(int(x) for x in rest.split()[11:15]) / tick
+    return spent
 
 
 async def run(size: int, rounds: int, scaleout: bool) -> None:
@@ -105,6 +124,7 @@ async def run(size: int, rounds: int, scaleout: bool) -> None:
     for first in range(0, CALLERS, 50):  # every caller once, so each pop carries a history
         await round_of(list(range(first, first + 50)))
     tune_collector()  # as `contactcenter serve` does
+    services = services_cpu() if scaleout else None
     cpu, wall = time.process_time(), time.perf_counter()
     for _ in range(rounds):
         await round_of([rng.randrange(CALLERS) for _ in range(size)])
@@ -112,6 +132,10 @@ async def run(size: int, rounds: int, scaleout: bool) -> None:
     n = size * rounds
     print(f"{n} contacts in rounds of {size}: {cpu / n * 1e6:,.0f} µs of CPU per contact "
           f"({n / wall:,.0f} contacts/s)")
+    if services is not None:
+        used = {name: spent - services[name] for name, spent in services_cpu().items()}
+        print("  and on this machine's " + ", ".join(
+            f"{name} {spent / n * 1e6:,.0f} µs" for name, spent in used.items()))
     rt.dispatcher.stop()
     routing.cancel()
     await asyncio.gather(routing, return_exceptions=True)

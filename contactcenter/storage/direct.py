@@ -30,7 +30,7 @@ from typing import Any
 
 from sqlalchemy import Table, bindparam, insert, text, update
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contactcenter.storage.sqlite_inline import Connection as InlineConnection
 
@@ -119,23 +119,34 @@ class _Batched(Hot):
         self.table = table
         self._unnest: dict[bool, Any] = {}
 
-    def _arrays(self, dialect: Dialect) -> tuple[list[str], str]:
+    def _arrays(self, dialect: Dialect, prefix: str) -> tuple[list[str], str]:
         """The unnest's column names, in the compiled statement's parameter order, and the
-        unnest call itself (an array parameter `a<i>` per column, cast to its type)."""
+        unnest call itself (an array parameter `<prefix><i>` per column, cast to its type)."""
         q = dialect.identifier_preparer
         names = self.compiled(dialect).names
         types = [self._column(name).type.compile(dialect) for name in names]
-        arrays = ", ".join(f"CAST(:a{i} AS {t}[])" for i, t in enumerate(types))
+        arrays = ", ".join(f"CAST(:{prefix}{i} AS {t}[])" for i, t in enumerate(types))
         return [q.quote(name) for name in names], f"unnest({arrays})"
 
     def _column(self, name: str) -> Any:
         return self.table.c[name]
 
-    def unnest_params(self, dialect: Dialect,
-                      params: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    def unnest(self, dialect: Dialect, returning: bool = False) -> Any:
+        """The statement on arrays named `a<i>`, built once."""
+        stmt = self._unnest.get(returning)
+        if stmt is None:
+            stmt = self._unnest[returning] = text(self.unnest_sql(dialect, "a", returning))
+        return stmt
+
+    def unnest_sql(self, dialect: Dialect, prefix: str, returning: bool = False) -> str:
+        """The statement's text on arrays named `<prefix><i>` (a part of `write_all`'s)."""
+        raise NotImplementedError
+
+    def unnest_params(self, dialect: Dialect, params: Sequence[Mapping[str, Any]],
+                      prefix: str = "a") -> dict[str, list[Any]]:
         c = self.compiled(dialect)
         rows = c.args_many(params)
-        return {f"a{i}": [row[i] for row in rows] for i in range(len(c.names))}
+        return {f"{prefix}{i}": [row[i] for row in rows] for i in range(len(c.names))}
 
 
 class HotInsert(_Batched):
@@ -145,21 +156,18 @@ class HotInsert(_Batched):
     def __init__(self, table: Table, keys: Sequence[str]) -> None:
         super().__init__(table, insert(table), keys)
 
-    def unnest(self, dialect: Dialect, returning: bool) -> Any:
+    def unnest_sql(self, dialect: Dialect, prefix: str, returning: bool = False) -> str:
         """PostgreSQL: inserted in the arrays' order (`ORDER BY` their ordinality); the ids,
         drawn from the sequence in that order, come back in some order, and sorted they are
         the rows'."""
-        stmt = self._unnest.get(returning)
-        if stmt is None:
-            q = dialect.identifier_preparer
-            names, unnest = self._arrays(dialect)
-            columns = ", ".join(names)
-            sql = (f"INSERT INTO {q.format_table(self.table)} ({columns}) SELECT {columns} "
-                   f"FROM {unnest} WITH ORDINALITY AS r({columns}, n) ORDER BY n")
-            if returning:
-                sql += f" RETURNING {q.quote(self.table.c.id.name)}"
-            stmt = self._unnest[returning] = text(sql)
-        return stmt
+        q = dialect.identifier_preparer
+        names, unnest = self._arrays(dialect, prefix)
+        columns = ", ".join(names)
+        sql = (f"INSERT INTO {q.format_table(self.table)} ({columns}) SELECT {columns} "
+               f"FROM {unnest} WITH ORDINALITY AS r({columns}, n) ORDER BY n")
+        if returning:
+            sql += f" RETURNING {q.quote(self.table.c.id.name)}"
+        return sql
 
 
 class HotUpdate(_Batched):
@@ -176,18 +184,14 @@ class HotUpdate(_Batched):
     def _column(self, name: str) -> Any:
         return self.table.c.id if name == self.key else self.table.c[name]
 
-    def unnest(self, dialect: Dialect) -> Any:
-        stmt = self._unnest.get(False)
-        if stmt is None:
-            q = dialect.identifier_preparer
-            names, unnest = self._arrays(dialect)
-            table = q.format_table(self.table)
-            key = q.quote(self.key)
-            sets = ", ".join(f"{n} = v.{n}" for n in names if n != key)
-            stmt = self._unnest[False] = text(
-                f"UPDATE {table} SET {sets} FROM {unnest} AS v({', '.join(names)}) "
+    def unnest_sql(self, dialect: Dialect, prefix: str, returning: bool = False) -> str:
+        q = dialect.identifier_preparer
+        names, unnest = self._arrays(dialect, prefix)
+        table = q.format_table(self.table)
+        key = q.quote(self.key)
+        sets = ", ".join(f"{n} = v.{n}" for n in names if n != key)
+        return (f"UPDATE {table} SET {sets} FROM {unnest} AS v({', '.join(names)}) "
                 f"WHERE {table}.{q.quote(self.table.c.id.name)} = v.{key}")
-        return stmt
 
 
 def _compile(stmt: Any, dialect: Dialect, keys: list[str] | None) -> _Compiled:
@@ -263,15 +267,50 @@ async def run_many(conn: AsyncConnection, hot: HotInsert | HotUpdate,
     updates a row once per statement, whichever of two rows for it comes first."""
     if not params:
         return
-    if isinstance(hot, HotUpdate) and len({row[hot.key] for row in params}) != len(params):
-        raise ValueError(f"one row per id in a batched update: {hot.stmt}")
+    _one_row_per_id(hot, params)
     dialect = conn.dialect
     if dialect.name != "sqlite":
-        if isinstance(hot, HotUpdate):
-            stmt = hot.unnest(dialect)
-        else:
-            stmt = hot.unnest(dialect, returning=False)
-        await conn.execute(stmt, hot.unnest_params(dialect, params))
+        await conn.execute(hot.unnest(dialect), hot.unnest_params(dialect, params))
         return
     c = hot.compiled(dialect)
     await _inline(conn).run_sql_many(c.sql, c.args_many(params))
+
+
+def _one_row_per_id(hot: HotInsert | HotUpdate, params: Sequence[Mapping[str, Any]]) -> None:
+    if isinstance(hot, HotUpdate) and len({row[hot.key] for row in params}) != len(params):
+        raise ValueError(f"one row per id in a batched update: {hot.stmt}")
+
+
+Writes = Sequence[tuple[HotInsert | HotUpdate, Sequence[Mapping[str, Any]]]]
+_TOGETHER: dict[tuple[_Batched, ...], Any] = {}  # the statement of each set of parts
+
+
+async def write_all(engine: AsyncEngine, writes: Writes) -> None:
+    """Run the writes, all or none. On PostgreSQL they are one statement, each write a
+    data-modifying part of its WITH, run outside a transaction (a statement is atomic on its
+    own): one round trip where BEGIN, a statement per write and COMMIT were as many. The parts
+    see one snapshot, so no two may write the same row: each update table and id once, as
+    `run_many` requires. On SQLite they run in turn in one transaction."""
+    writes = [(hot, params) for hot, params in writes if params]
+    for hot, params in writes:
+        _one_row_per_id(hot, params)
+    if not writes:
+        return
+    if engine.dialect.name == "sqlite":
+        async with engine.begin() as conn:
+            for hot, params in writes:
+                await run_many(conn, hot, params)
+        return
+    dialect = engine.dialect
+    parts = tuple(hot for hot, _ in writes)
+    stmt = _TOGETHER.get(parts)
+    if stmt is None:
+        stmt = _TOGETHER[parts] = text("WITH " + ", ".join(
+            f"w{k} AS ({hot.unnest_sql(dialect, f'w{k}_')})" for k, hot in enumerate(parts)
+        ) + " SELECT 1")
+    values: dict[str, list[Any]] = {}
+    for k, (hot, params) in enumerate(writes):
+        values.update(hot.unnest_params(dialect, params, f"w{k}_"))
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(stmt, values)
