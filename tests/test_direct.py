@@ -146,21 +146,28 @@ async def test_writes_together_store_each_part_as_alone(engine: AsyncEngine) -> 
 
 async def test_writes_together_store_all_or_nothing(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
-        (eid,) = await direct.insert_ids(conn, INSERT_IDS, [event(40, "offered", 3, {})])
+        eid, other = await direct.insert_ids(conn, INSERT_IDS, [event(40, "offered", 3, {}),
+                                                                event(39, "offered", 2, {})])
     # `kind` may not be NULL: the last part fails (on SQLite the driver's own error: the hot
     # path runs past SQLAlchemy's wrapping).
     with pytest.raises((IntegrityError, sqlite3.IntegrityError)):
         await direct.write_all(engine, [
             (INSERT, [event(41, "entered", None, {})]),
             (MOVE, [{"eid": eid, "at": AT, "agent_id": 9, "data": {}}]),
-            (MARK, [{"eid": eid, "kind": None}])])
-    with pytest.raises(ValueError, match="one row per id"):  # refused before anything runs
+            (MARK, [{"eid": other, "kind": None}])])
+    # Refused before anything runs: one id twice in an update, or in two updates of a table.
+    with pytest.raises(ValueError, match="one row per id"):
         await direct.write_all(engine, [
             (INSERT, [event(42, "entered", None, {})]),
             (MARK, [{"eid": eid, "kind": "a"}, {"eid": eid, "kind": "b"}])])
+    with pytest.raises(ValueError, match="one row per id"):
+        await direct.write_all(engine, [
+            (INSERT, [event(43, "entered", None, {})]),
+            (MARK, [{"eid": eid, "kind": "a"}]),
+            (MOVE, [{"eid": eid, "at": AT, "agent_id": 9, "data": {}}])])
     async with engine.connect() as conn:
         stored = [(r.contact_id, r.kind, r.agent_id) for r in await conn.execute(select(EVENTS))]
-    assert stored == [(40, "offered", 3)]
+    assert sorted(stored) == [(39, "offered", 2), (40, "offered", 3)]
 
 
 def test_statements_it_would_run_wrongly_are_refused() -> None:

@@ -267,7 +267,7 @@ async def run_many(conn: AsyncConnection, hot: HotInsert | HotUpdate,
     updates a row once per statement, whichever of two rows for it comes first."""
     if not params:
         return
-    _one_row_per_id(hot, params)
+    _one_row_per_id([(hot, params)])
     dialect = conn.dialect
     if dialect.name != "sqlite":
         await conn.execute(hot.unnest(dialect), hot.unnest_params(dialect, params))
@@ -276,12 +276,20 @@ async def run_many(conn: AsyncConnection, hot: HotInsert | HotUpdate,
     await _inline(conn).run_sql_many(c.sql, c.args_many(params))
 
 
-def _one_row_per_id(hot: HotInsert | HotUpdate, params: Sequence[Mapping[str, Any]]) -> None:
-    if isinstance(hot, HotUpdate) and len({row[hot.key] for row in params}) != len(params):
-        raise ValueError(f"one row per id in a batched update: {hot.stmt}")
-
-
 Writes = Sequence[tuple[HotInsert | HotUpdate, Sequence[Mapping[str, Any]]]]
+
+
+def _one_row_per_id(writes: Writes) -> None:
+    updated: dict[Table, set[Any]] = {}  # per table, the ids the updates so far write
+    for hot, params in writes:
+        if isinstance(hot, HotUpdate):
+            ids = updated.setdefault(hot.table, set())
+            before = len(ids)
+            ids.update(row[hot.key] for row in params)
+            if len(ids) != before + len(params):
+                raise ValueError(f"one row per id in a batched update: {hot.stmt}")
+
+
 _TOGETHER: dict[tuple[_Batched, ...], Any] = {}  # the statement of each set of parts
 
 
@@ -289,11 +297,10 @@ async def write_all(engine: AsyncEngine, writes: Writes) -> None:
     """Run the writes, all or none. On PostgreSQL they are one statement, each write a
     data-modifying part of its WITH, run outside a transaction (a statement is atomic on its
     own): one round trip where BEGIN, a statement per write and COMMIT were as many. The parts
-    see one snapshot, so no two may write the same row: each update table and id once, as
-    `run_many` requires. On SQLite they run in turn in one transaction."""
+    see one snapshot, so no two may write the same row: an id is refused in two updates of a
+    table as in one (`run_many`). On SQLite they run in turn in one transaction."""
     writes = [(hot, params) for hot, params in writes if params]
-    for hot, params in writes:
-        _one_row_per_id(hot, params)
+    _one_row_per_id(writes)
     if not writes:
         return
     if engine.dialect.name == "sqlite":
