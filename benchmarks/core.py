@@ -52,7 +52,7 @@ def services_cpu() -> dict[str, float]:
         try:
             with open(f"/proc/{pid}/stat") as f:
                 stat = f.read()
-        except (OSError, ValueError):
+        except OSError:
             continue  # not a process, or one that just ended
         comm, _, rest = stat.partition("(")[2].rpartition(")")
         for name, process in SERVICES.items():

@@ -268,6 +268,11 @@ async def run_many(conn: AsyncConnection, hot: HotInsert | HotUpdate,
     if not params:
         return
     _one_row_per_id([(hot, params)])
+    await _run(conn, hot, params)
+
+
+async def _run(conn: AsyncConnection, hot: HotInsert | HotUpdate,
+               params: Sequence[Mapping[str, Any]]) -> None:
     dialect = conn.dialect
     if dialect.name != "sqlite":
         await conn.execute(hot.unnest(dialect), hot.unnest_params(dialect, params))
@@ -306,7 +311,7 @@ async def write_all(engine: AsyncEngine, writes: Writes) -> None:
     if engine.dialect.name == "sqlite":
         async with engine.begin() as conn:
             for hot, params in writes:
-                await run_many(conn, hot, params)
+                await _run(conn, hot, params)
         return
     dialect = engine.dialect
     parts = tuple(hot for hot, _ in writes)
