@@ -1,0 +1,101 @@
+"""The leader writes a round only while it holds the routing lease: a round that stalled longer
+than half the lease's TTL asks Redis again before writing, and a node that lost the lease
+meanwhile writes nothing and stops routing."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+import redis.asyncio as aioredis
+from conftest import NOW, REDIS_URL
+from sqlalchemy import func, select
+
+from contactcenter.clock import ManualClock
+from contactcenter.contacts import Inbound, take_in
+from contactcenter.dispatch import LEASE_TTL, Dispatcher
+from contactcenter.runtime import Runtime
+from contactcenter.settings import Settings
+from contactcenter.storage.models import ContactEvent, Queue
+
+
+class Monotonic:
+    """The dispatcher's liveness clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def _leader(pg_url: str) -> tuple[Runtime, Dispatcher, Monotonic]:
+    settings = Settings(database_url=pg_url, redis_url=REDIS_URL,
+                        redis_prefix=f"cctest-{uuid.uuid4().hex[:8]}", node_id="node-a",
+                        periodic_jobs=False)
+    rt = Runtime.build(settings, clock=ManualClock(NOW.timestamp()))
+    await rt.broker.start()
+    async with rt.sessions.begin() as session:
+        session.add(Queue(name="general", channels=["api"], dispositions=["resolved"]))
+    mono = Monotonic()
+    dispatcher = Dispatcher(rt, monotonic=mono)
+    await dispatcher._step()  # takes the lease and builds the router
+    assert dispatcher.is_leader
+    return rt, dispatcher, mono
+
+
+async def _round_with_a_contact(rt: Runtime, dispatcher: Dispatcher, mono: Monotonic,
+                                stall: float) -> int:
+    """One round that reads a new contact; the liveness clock moves by `stall` while the
+    round waits for its input, as it would for a process that was not scheduled."""
+    step = asyncio.create_task(dispatcher._step())
+    await asyncio.sleep(0.05)  # the round is waiting on the input log
+    mono.now += stall
+    intake = await take_in(rt, Inbound(channel="api", address="+8613800138000", body="hi"))
+    await asyncio.wait_for(step, 5)
+    return int(intake.contact["id"])
+
+
+async def _events_of(rt: Runtime, contact_id: int) -> int:
+    async with rt.sessions() as session:
+        return await session.scalar(select(func.count()).select_from(ContactEvent).where(
+            ContactEvent.contact_id == contact_id)) or 0
+
+
+async def _steal_lease(rt: Runtime) -> None:
+    client = aioredis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        await client.set(f"{rt.settings.redis_prefix}:leader", "node-b",
+                         px=int(LEASE_TTL * 1000))
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize("stall", [LEASE_TTL / 2 + 0.5, LEASE_TTL + 1.0])
+async def test_a_round_that_stalled_past_half_the_lease_writes_nothing_once_it_is_lost(
+        pg_url: str, stall: float) -> None:
+    rt, dispatcher, mono = await _leader(pg_url)
+    try:
+        await _steal_lease(rt)  # another node took over while this one was not running
+        contact_id = await _round_with_a_contact(rt, dispatcher, mono, stall)
+        assert not dispatcher.is_leader
+        assert await _events_of(rt, contact_id) == 0
+    finally:
+        await rt.broker.close()
+        await rt.engine.dispose()
+
+
+async def test_a_round_within_half_the_lease_writes_without_asking_again(pg_url: str) -> None:
+    rt, dispatcher, mono = await _leader(pg_url)
+    try:
+        contact_id = await _round_with_a_contact(rt, dispatcher, mono, 0.5)
+        assert dispatcher.is_leader
+        assert await _events_of(rt, contact_id) >= 1  # entered (and offered, if anyone were)
+        # A round that stalled but still holds the lease asks, is told yes, and writes.
+        contact_id = await _round_with_a_contact(rt, dispatcher, mono, LEASE_TTL)
+        assert dispatcher.is_leader
+        assert await _events_of(rt, contact_id) >= 1
+    finally:
+        await rt.broker.close()
+        await rt.engine.dispose()
