@@ -13,6 +13,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from statements import recorded
 
 from contactcenter.storage import direct
 from contactcenter.storage.models import ContactEvent, UTCDateTime, UTCIsoText, iso_times
@@ -122,35 +123,23 @@ async def test_writes_together_store_each_part_as_alone(engine: AsyncEngine) -> 
     async with engine.begin() as conn:
         ids = await direct.insert_ids(conn, INSERT_IDS, [
             event(30, "offered", 3, {}), event(31, "offered", 4, {}), event(32, "a", 5, {})])
-    prepared_before = await prepared_statements(engine)
     later = AT + timedelta(minutes=5)
-    await direct.write_all(engine, [
-        (INSERT, [event(33, "entered", None, {"n": 1}), event(34, "entered", None, {})]),
-        (MOVE, [{"eid": ids[0], "at": later, "agent_id": None, "data": {"x": "雨"}}]),
-        (MARK, [{"eid": ids[1], "kind": "accepted"}, {"eid": ids[2], "kind": "b"}]),
-        (MARK, []),  # an empty part is left out
-    ])
-    ran = [sql for sql in await prepared_statements(engine) if sql not in prepared_before]
+    with recorded(engine) as ran:
+        await direct.write_all(engine, [
+            (INSERT, [event(33, "entered", None, {"n": 1}), event(34, "entered", None, {})]),
+            (MOVE, [{"eid": ids[0], "at": later, "agent_id": None, "data": {"x": "雨"}}]),
+            (MARK, [{"eid": ids[1], "kind": "accepted"}, {"eid": ids[2], "kind": "b"}]),
+            (MARK, []),  # an empty part is left out
+        ])
     async with engine.connect() as conn:
         stored = {r.contact_id: (r.at, r.kind, r.agent_id, r.data)
                   for r in await conn.execute(select(EVENTS))}
     assert stored == {30: (later, "offered", None, {"x": "雨"}), 31: (AT, "accepted", 4, {}),
                       32: (AT, "b", 5, {}), 33: (AT, "entered", None, {"n": 1}),
                       34: (AT, "entered", None, {})}
-    if engine.dialect.name == "postgresql":  # one statement (SQLite's run in turn)
+    if engine.dialect.name == "postgresql":  # one round trip (SQLite's run in turn)
         assert len(ran) == 1 and ran[0].startswith("WITH w0 AS (INSERT")
 
-
-async def prepared_statements(engine: AsyncEngine) -> list[str]:
-    """The statements prepared on the pool's one connection so far (PostgreSQL): the hot
-    statements run on asyncpg, past SQLAlchemy's cursor events, with the prepared statements
-    of SQLAlchemy's adapter."""
-    if engine.dialect.name != "postgresql":
-        return []
-    assert engine.sync_engine.pool.checkedin() == 1  # type: ignore[attr-defined]
-    async with engine.connect() as conn:
-        raw = await conn.get_raw_connection()
-        return list(raw.dbapi_connection._prepared_statement_cache)  # type: ignore[union-attr]
 
 
 async def test_writes_together_store_all_or_nothing(engine: AsyncEngine) -> None:

@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from harness import Api, Node, add_user, login, start_node
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from statements import recorded
 
 from contactcenter.clock import ManualClock
 from contactcenter.followups import followups_for
@@ -27,7 +28,6 @@ from contactcenter.storage.models import (
     Survey,
     Visit,
 )
-from contactcenter.storage.sqlite_inline import Connection as InlineConnection
 
 SH = ZoneInfo("Asia/Shanghai")
 MON = datetime(2026, 11, 23, 10, tzinfo=SH)
@@ -130,24 +130,9 @@ async def test_followups_for_many_customers_in_one_query(engine: AsyncEngine) ->
                            phone="+8613800138000", sent_at=t0, open_until=t0 + timedelta(days=7),
                            score=4, replied_at=t0 + timedelta(hours=1), reply_text="4"))
 
-    statements: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    # On SQLite the statement runs on the driver itself (storage/direct.py), past
-    # SQLAlchemy's events: there SQLite's own trace sees it.
-    event.listen(engine.sync_engine, "before_cursor_execute", count)
-    try:
+    with recorded(engine) as statements:
         async with sessions() as session:
-            driver = (await session.connection()).sync_connection.connection.driver_connection
-            if isinstance(driver, InlineConnection):
-                driver.trace(statements.append)
             got = await followups_for(session, [3, 2, 1, 2], per_kind=5)
-            if isinstance(driver, InlineConnection):
-                driver.trace(None)
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", count)
     assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 1
 
     assert sorted(got) == [1, 2, 3]

@@ -230,10 +230,11 @@ def _inline(conn: AsyncConnection) -> InlineConnection:
 async def _pg_fetch(conn: AsyncConnection, c: _Compiled, args: Sequence[Any]) -> list[Any]:
     """Run on asyncpg, as SQLAlchemy's adapter runs a statement (`_prepare_and_execute`): under
     its lock, in its transaction (begun by the first statement, committed or rolled back by
-    SQLAlchemy), with its cache of prepared statements. Errors come out as SQLAlchemy's, and a
-    lost connection is invalidated with the pool's older ones, as SQLAlchemy's own execution
-    does. The adapter's private members are pinned with SQLAlchemy's version
-    (tests/test_direct.py runs every path on PostgreSQL)."""
+    SQLAlchemy). asyncpg prepares each text once per connection (its statement cache) and
+    shows it to the connection's query loggers. Errors come out as SQLAlchemy's, and a lost
+    connection is invalidated with the pool's older ones, as SQLAlchemy's own execution does.
+    The adapter's private members are pinned with SQLAlchemy's version (tests/test_direct.py
+    runs every path on PostgreSQL)."""
     sync = conn.sync_connection
     assert sync is not None
     fairy = sync.connection  # checked out for the transaction already: no I/O to reach it
@@ -243,8 +244,7 @@ async def _pg_fetch(conn: AsyncConnection, c: _Compiled, args: Sequence[Any]) ->
         async with adapter._execute_mutex:
             if adapter._transaction is None:
                 await adapter._start_transaction()
-            prepared, _ = await adapter._prepare(c.sql, dialect._invalidate_schema_cache_asof)
-            return list(await prepared.fetch(*args))
+            return list(await adapter._connection.fetch(c.sql, *args))
     except Exception as e:
         try:
             adapter._handle_exception(e)  # the DB-API error the adapter makes of it
