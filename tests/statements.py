@@ -1,6 +1,6 @@
 """Every statement an engine runs, SQLAlchemy's own and the hot ones that run past it
-(storage/direct.py): those show in SQLite's trace on the inline connection and in asyncpg's
-query loggers."""
+(storage/direct.py). On SQLite the inline connection's trace sees them all; on PostgreSQL
+asyncpg's query loggers see the hot ones and SQLAlchemy's cursor events the others."""
 
 from __future__ import annotations
 
@@ -41,12 +41,15 @@ def recorded(engine: AsyncEngine) -> Iterator[list[str]]:
     introspection = {getattr(asyncpg_introspection, name) for name in dir(asyncpg_introspection)
                      if name.startswith("INTRO_LOOKUP_TYPES")}
     sync = engine.sync_engine
-    event.listen(sync, "before_cursor_execute", sqlalchemys)
+    on_postgresql = engine.dialect.name == "postgresql"
+    if on_postgresql:
+        event.listen(sync, "before_cursor_execute", sqlalchemys)
     event.listen(sync.pool, "checkout", checkout)
     try:
         yield statements
     finally:
-        event.remove(sync, "before_cursor_execute", sqlalchemys)
+        if on_postgresql:
+            event.remove(sync, "before_cursor_execute", sqlalchemys)
         event.remove(sync.pool, "checkout", checkout)
         for driver in drivers:
             if isinstance(driver, InlineConnection):

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from harness import Api, Node, add_queue, add_user, login, start_node
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
+from statements import recorded
 
 from contactcenter.clock import ManualClock
 from contactcenter.server.api import api as registry
@@ -88,23 +89,20 @@ async def test_logout_revokes_the_token(node: Node) -> None:
 
 async def test_requests_arriving_together_read_a_token_once(node: Node) -> None:
     api = Api(node, await login(node, "agent"))
-    reads: list[str] = []
-
-    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "auth_tokens" in statement:
-            reads.append(statement)
-
-    engine = node.rt.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", count)
     try:
-        answers = await asyncio.gather(*(api.call("GET", "/me") for _ in range(20)))
-        assert [status for status, _ in answers] == [200] * 20
-        assert len(reads) == 1  # the token not yet cached: one read served all twenty
-        assert (await api.call("GET", "/me"))[0] == 200
-        assert len(reads) == 1  # and cached after it
+        with recorded(node.rt.engine) as statements:
+            answers = await asyncio.gather(*(api.call("GET", "/me") for _ in range(20)))
+            assert [status for status, _ in answers] == [200] * 20
+            assert len(token_reads(statements)) == 1  # not yet cached: one read served all
+            assert (await api.call("GET", "/me"))[0] == 200
+            assert len(token_reads(statements)) == 1  # and cached after it
     finally:
-        event.remove(engine, "before_cursor_execute", count)
         await api.close()
+
+
+def token_reads(statements: list[str]) -> list[str]:
+    return [s for s in statements
+            if s.lstrip().upper().startswith("SELECT") and "auth_tokens" in s]
 
 
 @pytest.mark.parametrize(

@@ -141,7 +141,6 @@ async def test_writes_together_store_each_part_as_alone(engine: AsyncEngine) -> 
         assert len(ran) == 1 and ran[0].startswith("WITH w0 AS (INSERT")
 
 
-
 async def test_writes_together_store_all_or_nothing(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         eid, other = await direct.insert_ids(conn, INSERT_IDS, [event(40, "offered", 3, {}),

@@ -1,4 +1,5 @@
-"""Hot statements on SQLite run on the sqlite3 cursor itself, past SQLAlchemy's execution layer.
+"""Hot statements run on the driver itself (sqlite3's cursor, asyncpg), past SQLAlchemy's
+execution layer.
 
 Measured on the inline connection (`sqlite_inline.py`): `AsyncConnection.execute` of a cached
 one-row SELECT cost ~85 µs of CPU (greenlet hand-offs, execution context, result object)
@@ -12,15 +13,15 @@ each column type's result processor). Only the running is done here, with ready 
 named tuples out. Result rows are read by position or by column key, as SQLAlchemy's are.
 
 On PostgreSQL the statements run on asyncpg itself (`_pg_fetch`), inside the transaction that
-SQLAlchemy's asyncpg adapter keeps for the connection and with the adapter's prepared
-statements: through `AsyncConnection.execute` a statement cost the scale-out node ~400 µs of
-CPU (greenlet hand-offs to SQLAlchemy's synchronous layer, execution context, result object),
-and py-spy put 28 % of the node's samples in that layer at 400 contacts/s. Writes of many rows
-(`insert_ids`, `run_many`) send one array per column through `unnest`: one statement, run once.
-SQLAlchemy's multi-row VALUES changed its text with the number of rows, so each new batch size
-on each pooled connection was prepared anew (in scale-out about one intake batch in four
-prepared all three of its INSERTs), and asyncpg's executemany runs the statement once per row
-(~40 % more of PostgreSQL's CPU; `_Batched`).
+SQLAlchemy's asyncpg adapter keeps for the connection, prepared once per connection by
+asyncpg's statement cache: through `AsyncConnection.execute` a statement cost the scale-out
+node ~400 µs of CPU (greenlet hand-offs to SQLAlchemy's synchronous layer, execution context,
+result object), and py-spy put 28 % of the node's samples in that layer at 400 contacts/s.
+Writes of many rows (`insert_ids`, `run_many`) send one array per column through `unnest`: one
+statement, run once. SQLAlchemy's multi-row VALUES changed its text with the number of rows,
+so each new batch size on each pooled connection was prepared anew (in scale-out about one
+intake batch in four prepared all three of its INSERTs), and asyncpg's executemany runs the
+statement once per row (~40 % more of PostgreSQL's CPU; `_Batched`).
 """
 
 from __future__ import annotations
@@ -259,7 +260,7 @@ async def _pg_fetch(conn: AsyncConnection, c: _Compiled, args: Sequence[Any]) ->
         raise
 
 
-def _made(c: _Compiled, found: Sequence[Sequence[Any]]) -> list[Any]:
+def _named_rows(c: _Compiled, found: Sequence[Sequence[Any]]) -> list[Any]:
     make = c.row._make  # type: ignore[union-attr]
     if not c.results:
         return [make(row) for row in found]
@@ -278,8 +279,8 @@ async def rows(conn: AsyncConnection, hot: Hot,
     """Run a SELECT; its rows, read by position or by column key as SQLAlchemy's are."""
     c = hot.compiled(conn.dialect)
     if conn.dialect.name != "sqlite":
-        return _made(c, await _pg_fetch(conn, c, c.args(params)))
-    return _made(c, (await _inline(conn).run_sql(c.sql, c.args(params))).fetchall())
+        return _named_rows(c, await _pg_fetch(conn, c, c.args(params)))
+    return _named_rows(c, (await _inline(conn).run_sql(c.sql, c.args(params))).fetchall())
 
 
 async def insert_ids(conn: AsyncConnection, hot: HotInsert,
