@@ -34,9 +34,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from contactcenter.clock import utc
 from contactcenter.customers import (
     address_keys,
-    customer_cards,
-    customer_histories,
     find_or_create_many,
+    read_cards,
+    read_histories,
 )
 from contactcenter.domain import ContactState, Direction
 from contactcenter.errors import ContactCenterError, NotFound, Unavailable
@@ -52,7 +52,7 @@ from contactcenter.storage.models import (
     Queue,
 )
 from contactcenter.storage.one_of import one_of
-from contactcenter.timeline import customer_timelines
+from contactcenter.timeline import read_timelines
 
 _IN_PROGRESS = [s.value for s in ContactState if not s.is_final]
 MAX_BATCH = 200
@@ -248,7 +248,7 @@ class _Plan:
 
     item: Inbound
     queue: Queue
-    customer: dict[str, Any]  # the card
+    customer_id: int
     created_customer: bool
     conversation: _Conversation
     contact: Any  # a stored contact in progress (a row) or a new `_Contact`
@@ -288,23 +288,23 @@ async def _take_in_batch(rt: Runtime, items: Sequence[Inbound]) -> list[Intake |
                 results[i] = e
         threads = _Threads()
         await threads.load_conversations(session, [items[i] for i in routable])
-        customers = await _customers(session, [items[i] for i in routable], threads, at)
+        senders = await _senders(session, [items[i] for i in routable], threads, at)
         await threads.load_recent(session, [items[i] for i in routable],
-                                  [c for c, _ in customers], at)
+                                  [c for c, _ in senders], at)
         waiting = _Waiting(rt)
-        for i, (customer, created) in zip(routable, customers, strict=True):
+        for i, (customer_id, created) in zip(routable, senders, strict=True):
             item = items[i]
             queue = select_queue(queues, item.channel, name=item.queue, skill=item.skill)
             try:
-                conversation = threads.conversation(item, customer, at)
+                conversation = threads.conversation(item, customer_id, at)
                 live = threads.live(conversation)
                 if live is None:
                     waiting.take(queue)
                     entered = now if item.entered_at is None else min(item.entered_at, now)
                     live = _Contact(
                         channel=item.channel, direction=Direction.INBOUND.value,
-                        state=ContactState.QUEUED.value, customer_id=customer["id"],
-                        queue_id=queue.id, tier=customer["tier"],
+                        state=ContactState.QUEUED.value, customer_id=customer_id,
+                        queue_id=queue.id, tier=None,  # the card's, once read
                         from_address=item.address, to_address=item.to, subject=item.subject,
                         body=item.body, external_id=item.external_id, meta=item.contact_meta,
                         created_at=utc(entered),
@@ -316,29 +316,39 @@ async def _take_in_batch(rt: Runtime, items: Sequence[Inbound]) -> list[Intake |
             except ContactCenterError as e:
                 results[i] = e
                 continue
-            plans[i] = _Plan(item, queue, customer, created, conversation, live, new)
-        await _write(await session.connection(), plans, at)
-        popped = {p.customer["id"] for p in plans.values() if p.new_contact}
-        histories = await customer_histories(session, popped, limit=HISTORY + 1)
-        timelines = await customer_timelines(session, popped)
+            plans[i] = _Plan(item, queue, customer_id, created, conversation, live, new)
+        # The screen-pops' reads, together (one round trip on PostgreSQL), before the new
+        # contacts are stored: a history is the customer's earlier contacts.
+        conn = await session.connection()
+        reads = direct.Reads(conn)
+        popped = {p.customer_id for p in plans.values() if p.new_contact}
+        read_cards_ = read_cards(reads, popped)
+        read_histories_ = read_histories(reads, popped, limit=HISTORY)
+        read_timelines_ = read_timelines(reads, popped)
+        await reads.run()
+        cards, histories, timelines = read_cards_(), read_histories_(), read_timelines_()
+        for p in plans.values():
+            if p.new_contact:
+                p.contact.tier = cards[p.customer_id]["tier"]
+        await _write(conn, plans, at)
         enqueue, deliveries = [], []
         for i, p in plans.items():
             summary = contact_summary(p.contact, p.queue)
             results[i] = Intake(summary, p.conversation.id,
                                 p.message.id if p.message else None, p.new_contact, False)
             if p.new_contact:
-                card = dict(p.customer)
+                card = dict(cards[p.customer_id])
                 card["is_new"] = p.created_customer or card.get("is_new", False)
-                history = pop_history(histories[p.customer["id"]], p.contact.id)
+                history = pop_history(histories[p.customer_id], p.contact.id)
                 enqueue.append({
                     "op": "enqueue",
                     "contact": {"id": p.contact.id, "queue_id": p.queue.id,
                                 "channel": p.contact.channel,
                                 "entered_at": p.contact.created_at.timestamp(),
                                 "tier": p.contact.tier,
-                                "owner_ids": p.customer["owners"]},
+                                "owner_ids": card["owners"]},
                     "pop": {"contact": summary, "customer": card, "history": history,
-                            "timeline": timelines[p.customer["id"]]},
+                            "timeline": timelines[p.customer_id]},
                 })
             elif p.contact.agent_id is not None and p.message is not None:
                 deliveries.append((p.contact.agent_id, {
@@ -377,8 +387,8 @@ class _Threads:
                 session, _CONVERSATIONS_BY_ID, {"ids": list(ids)})}
 
     async def load_recent(self, session: AsyncSession, items: Sequence[Inbound],
-                          customers: Sequence[dict[str, Any]], at: datetime) -> None:
-        joins = [(c["id"], i.channel, i.join_within)
+                          customers: Sequence[int], at: datetime) -> None:
+        joins = [(c, i.channel, i.join_within)
                  for i, c in zip(items, customers, strict=True) if i.join_within is not None]
         if joins:
             oldest = at - max(w for _, _, w in joins if w is not None)
@@ -392,14 +402,13 @@ class _Threads:
             for contact in await direct.rows(conn, _LIVE_CONTACTS, {"ids": list(known)}):
                 self.live_of[contact.conversation_id] = contact
 
-    def conversation(self, item: Inbound, customer: dict[str, Any],
-                     at: datetime) -> _Conversation:
+    def conversation(self, item: Inbound, customer_id: int, at: datetime) -> _Conversation:
         if item.conversation_id is not None:
             conversation = self.by_id.get(item.conversation_id)
             if conversation is None:
                 raise NotFound(f"no conversation {item.conversation_id}")
         else:
-            key = (customer["id"], item.channel)
+            key = (customer_id, item.channel)
             conversation = self.recent.get(key) if item.join_within is not None else None
             if conversation is not None and conversation.last_message_at < at - (
                 item.join_within or timedelta(0)
@@ -407,7 +416,7 @@ class _Threads:
                 conversation = None
             if conversation is None:
                 conversation = _Conversation(
-                    id=None, customer_id=customer["id"], channel=item.channel,
+                    id=None, customer_id=customer_id, channel=item.channel,
                     token=item.conversation_token, subject=item.subject, last_message_at=at)
                 self.recent[key] = conversation
         conversation.last_message_at = at
@@ -451,6 +460,11 @@ _INSERT_CONTACTS = direct.HotInsert(_CONTACT, _CONTACT_COLUMNS)
 _INSERT_MESSAGES = direct.HotInsert(_MESSAGE, (
     "conversation_id", "contact_id", "direction", "body", "created_at", "external_id", "meta",
     "private", "attempts"))
+_INSERT_THREADS = direct.Chain([
+    (_INSERT_CONVERSATIONS, {}),
+    (_INSERT_CONTACTS, {"conversation_id": 0}),
+    (_INSERT_MESSAGES, {"conversation_id": 0, "contact_id": 1}),
+])
 _INSERT_ATTACHMENTS = insert(Attachment.__table__)
 
 
@@ -460,9 +474,9 @@ async def _conversations(session: AsyncSession, stmt: direct.Hot,
     return [_Conversation(*row) for row in await direct.rows(conn, stmt, params)]
 
 
-async def _customers(session: AsyncSession, items: Sequence[Inbound], threads: _Threads,
-                     at: datetime) -> list[tuple[dict[str, Any], bool]]:
-    """Who each item is from, as (card, created). A line in a known conversation is that
+async def _senders(session: AsyncSession, items: Sequence[Inbound], threads: _Threads,
+                   at: datetime) -> list[tuple[int, bool]]:
+    """Who each item is from, as (customer id, created). A line in a known conversation is that
     conversation's customer's, whatever address it came from (an anonymous chat has no phone
     or email); the others are found or created by their address."""
     owner = {i: threads.by_id[item.conversation_id].customer_id
@@ -473,8 +487,7 @@ async def _customers(session: AsyncSession, items: Sequence[Inbound], threads: _
         session, [(items[i].channel, items[i].address, items[i].display_name) for i in rest],
         now=at)
     who = {i: (owner[i], False) for i in owner} | dict(zip(rest, found, strict=True))
-    cards = await customer_cards(session, {cid for cid, _ in who.values()})
-    return [(cards[who[i][0]], who[i][1]) for i in range(len(items))]
+    return [who[i] for i in range(len(items))]
 
 
 class _Waiting:
@@ -494,45 +507,49 @@ class _Waiting:
 
 
 async def _write(conn: AsyncConnection, plans: dict[int, _Plan], at: datetime) -> None:
-    """Insert the new conversations, contacts and messages and touch the joined conversations:
-    one executemany per kind of row, ids back in the order given."""
+    """Insert the new conversations, contacts and messages (one `direct.Chain`: a contact
+    takes its new conversation's id, a message its new contact's) and touch the joined
+    conversations."""
     conversations = list({id(p.conversation): p.conversation for p in plans.values()}.values())
     new = [c for c in conversations if c.id is None]
     # By id: a conversation named by an item and found as a sender's latest is read twice.
     joined = list({c.id: c for c in conversations if c.id is not None}.values())
-    if new:
-        ids = await direct.insert_ids(conn, _INSERT_CONVERSATIONS, [
-            {"customer_id": c.customer_id, "channel": c.channel, "status": "open",
-             "token": c.token, "subject": c.subject, "created_at": at,
-             "last_message_at": c.last_message_at} for c in new])
-        for c, id_ in zip(new, ids, strict=True):
-            c.id = id_
     if joined:
         await direct.run_many(conn, _TOUCH_CONVERSATION,
                               [{"cid": c.id, "last_message_at": c.last_message_at} for c in joined])
+    new_at = {id(c): k for k, c in enumerate(new)}
     contacts = [p for p in plans.values() if p.new_contact]
-    if contacts:
-        for p in contacts:
-            p.contact.conversation_id = p.conversation.id
-        ids = await direct.insert_ids(conn, _INSERT_CONTACTS, [
-            {k: getattr(p.contact, k) for k in _CONTACT_COLUMNS} for p in contacts])
-        for p, id_ in zip(contacts, ids, strict=True):
-            p.contact.id = id_
+    contact_at = {id(p.contact): k for k, p in enumerate(contacts)}
+
+    def conversation_of(p: _Plan) -> int | direct.New:
+        c = p.conversation
+        return c.id if c.id is not None else direct.New(new_at[id(c)])
+
     messaged = [p for p in plans.values()
                 # a call has no message: the contact is the record
                 if p.item.body or p.item.attachments or p.item.meta]
-    if messaged:
-        for p in messaged:
-            p.message = _Message(body=p.item.body, meta=dict(p.item.meta), created_at=at)
-        ids = await direct.insert_ids(conn, _INSERT_MESSAGES, [
-            {"conversation_id": p.conversation.id, "contact_id": p.contact.id,
-             "direction": Direction.INBOUND.value, "body": p.item.body, "created_at": at,
-             "external_id": _message_key(p.item), "meta": dict(p.item.meta),
-             "private": False, "attempts": 0}
-            for p in messaged])
-        for p, id_ in zip(messaged, ids, strict=True):
-            assert p.message is not None
-            p.message.id = id_
+    if not (new or contacts or messaged):
+        return
+    conversation_ids, contact_ids, message_ids = await _INSERT_THREADS.insert(conn, [
+        [{"customer_id": c.customer_id, "channel": c.channel, "status": "open",
+          "token": c.token, "subject": c.subject, "created_at": at,
+          "last_message_at": c.last_message_at} for c in new],
+        [{**{k: getattr(p.contact, k) for k in _CONTACT_COLUMNS},
+          "conversation_id": conversation_of(p)} for p in contacts],
+        [{"conversation_id": conversation_of(p),
+          "contact_id": (direct.New(contact_at[id(p.contact)]) if p.new_contact
+                         else p.contact.id),
+          "direction": Direction.INBOUND.value, "body": p.item.body, "created_at": at,
+          "external_id": _message_key(p.item), "meta": dict(p.item.meta),
+          "private": False, "attempts": 0} for p in messaged],
+    ])
+    for c, id_ in zip(new, conversation_ids, strict=True):
+        c.id = id_
+    for p, id_ in zip(contacts, contact_ids, strict=True):
+        p.contact.id = id_
+        p.contact.conversation_id = p.conversation.id
+    for p, id_ in zip(messaged, message_ids, strict=True):
+        p.message = _Message(body=p.item.body, meta=dict(p.item.meta), created_at=at, id=id_)
     attachments = [
         {"message_id": p.message.id, "filename": a.filename, "content_type": a.content_type,
          "size": len(a.content), "content": a.content}

@@ -8,7 +8,7 @@ can create a customer and its first contact in one transaction.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from email.utils import parseaddr
 from typing import Annotated, Any, Literal, TypeVar
@@ -997,34 +997,44 @@ async def customer_cards(session: AsyncSession, ids: Iterable[int]) -> dict[int,
     """`customer_card` for many customers, read as rows in two queries (the customers, then all
     their phones, emails, tags, owners and consents in one UNION ALL): the screen-pop's path,
     where building ORM objects cost more than the queries."""
+    reads = direct.Reads(await session.connection())
+    cards = read_cards(reads, ids)
+    await reads.run()
+    return cards()
+
+
+def read_cards(reads: direct.Reads,
+               ids: Iterable[int]) -> Callable[[], dict[int, dict[str, Any]]]:
+    """`customer_cards`, read with the other reads of `reads`: call the result once they ran."""
     wanted = list(set(ids))
-    if not wanted:
-        return {}
-    conn = await session.connection()
-    found: dict[int, dict[str, list[Any]]] = {
-        cid: {"phones": [], "emails": [], "tags": [], "owners": [], "consents": []}
-        for cid in wanted}
-    parts = await direct.rows(conn, _CARD_PARTS, {"ids": wanted})
-    for part, customer_id, a, b, flag, _, _ in parts:
-        mine = found[customer_id][part]
-        if part == "phones":
-            mine.append((a, b))
-        elif part == "owners":
-            mine.append(int(a))
-        elif part == "consents":
-            mine.append((a, flag))
-        else:
-            mine.append(a)
-    cards = {}
-    for row in await direct.rows(conn, _CARD_ROWS, {"ids": wanted}):
-        cid, part = row.id, found[row.id]
-        cards[cid] = _card(
-            cid, {name: row[at] for name, at in _SCALAR_AT},
-            phones=part["phones"], emails=part["emails"], tags=part["tags"],
-            owners=part["owners"], consents=dict(part["consents"]), tier=row.tier,
-            tier_override=row.tier_override, source=row.source, created_at=row.created_at,
-            updated_at=row.updated_at)
-    return cards
+    parts = reads.add(_CARD_PARTS, {"ids": wanted}) if wanted else []
+    rows = reads.add(_CARD_ROWS, {"ids": wanted}) if wanted else []
+
+    def done() -> dict[int, dict[str, Any]]:
+        found: dict[int, dict[str, list[Any]]] = {
+            cid: {"phones": [], "emails": [], "tags": [], "owners": [], "consents": []}
+            for cid in wanted}
+        for part, customer_id, a, b, flag, _, _ in parts:
+            mine = found[customer_id][part]
+            if part == "phones":
+                mine.append((a, b))
+            elif part == "owners":
+                mine.append(int(a))
+            elif part == "consents":
+                mine.append((a, flag))
+            else:
+                mine.append(a)
+        cards = {}
+        for row in rows:
+            cid, part = row.id, found[row.id]
+            cards[cid] = _card(
+                cid, {name: row[at] for name, at in _SCALAR_AT},
+                phones=part["phones"], emails=part["emails"], tags=part["tags"],
+                owners=part["owners"], consents=dict(part["consents"]), tier=row.tier,
+                tier_override=row.tier_override, source=row.source, created_at=row.created_at,
+                updated_at=row.updated_at)
+        return cards
+    return done
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1143,20 +1153,30 @@ async def customer_histories(
 ) -> dict[int, list[dict[str, Any]]]:
     """`customer_history` for many customers in one query (each customer's latest through
     the index; see `_histories_statement`)."""
+    reads = direct.Reads(await session.connection())
+    histories = read_histories(reads, customer_ids, limit=limit)
+    await reads.run()
+    return histories()
+
+
+def read_histories(reads: direct.Reads, customer_ids: Iterable[int], *,
+                   limit: int = 20) -> Callable[[], dict[int, list[dict[str, Any]]]]:
+    """`customer_histories`, read with the other reads of `reads`: call the result once they
+    ran."""
     ids = list(set(customer_ids))
-    out: dict[int, list[dict[str, Any]]] = {cid: [] for cid in ids}
-    if not ids:
+    params = {"ids": ids, "limit": max(1, limit)}
+    rows = reads.add(_HISTORIES[reads.dialect], params) if ids else []
+
+    def done() -> dict[int, list[dict[str, Any]]]:
+        out: dict[int, list[dict[str, Any]]] = {cid: [] for cid in ids}
+        for customer_id, *fields, created, answered, closed in rows:
+            entry = dict(zip(_HISTORY_KEYS, fields, strict=True))  # one call, not one per key
+            entry["created_at"] = created  # ISO text already (iso_times)
+            entry["answered_at"] = answered
+            entry["closed_at"] = closed
+            out[customer_id].append(entry)
         return out
-    conn = await session.connection()
-    stmt = _HISTORIES[conn.dialect.name]
-    for customer_id, *fields, created, answered, closed in await direct.rows(
-            conn, stmt, {"ids": ids, "limit": max(1, limit)}):
-        entry = dict(zip(_HISTORY_KEYS, fields, strict=True))  # one call, not a line per key
-        entry["created_at"] = created  # ISO text already (iso_times)
-        entry["answered_at"] = answered
-        entry["closed_at"] = closed
-        out[customer_id].append(entry)
-    return out
+    return done
 
 
 async def audit_trail(

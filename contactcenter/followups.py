@@ -8,7 +8,7 @@ customers asked for: no per-customer loop.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Integer, String, bindparam, cast, func, literal, null, select, union_all
@@ -66,25 +66,34 @@ async def followups_for(session: AsyncSession, customer_ids: Sequence[int], *,
                         per_kind: int = 5) -> dict[int, dict[str, Any]]:
     """{customer id: {"callbacks": [...], "visits": [...], "surveys": [...]}}, newest first;
     every asked-for customer is in the answer, with empty lists when there is nothing."""
+    reads = direct.Reads(await session.connection())
+    followups = read_followups(reads, customer_ids, per_kind=per_kind)
+    await reads.run()
+    return followups()
+
+
+def read_followups(reads: direct.Reads, customer_ids: Iterable[int], *,
+                   per_kind: int = 5) -> Callable[[], dict[int, dict[str, Any]]]:
+    """`followups_for`, read with the other reads of `reads`: call the result once they ran."""
     ids = sorted(set(customer_ids))
-    out: dict[int, dict[str, Any]] = {
-        cid: {"callbacks": [], "visits": [], "surveys": []} for cid in ids}
-    if not ids:
+    rows = reads.add(_FOLLOWUPS, {"ids": ids, "per_kind": per_kind}) if ids else []
+
+    def done() -> dict[int, dict[str, Any]]:
+        out: dict[int, dict[str, Any]] = {
+            cid: {"callbacks": [], "visits": [], "surveys": []} for cid in ids}
+        for r in rows:
+            entry: dict[str, Any] = {"id": r.id, "at": r.at}
+            if r.kind == "callback":
+                entry |= {"rule": r.rule, "state": r.state, "latest": r.until,
+                          "outcome": r.outcome, "outcome_at": r.done_at, "notes": r.notes}
+                out[r.customer_id]["callbacks"].append(entry)
+            elif r.kind == "visit":
+                entry |= {"rule": r.rule, "state": r.state, "latest": r.until,
+                          "outcome": r.outcome, "done_at": r.done_at, "notes": r.notes}
+                out[r.customer_id]["visits"].append(entry)
+            else:
+                entry |= {"about": r.state, "about_id": int(r.rule), "open_until": r.until,
+                          "score": r.score, "replied_at": r.done_at, "reply": r.notes}
+                out[r.customer_id]["surveys"].append(entry)
         return out
-    conn = await session.connection()
-    rows = await direct.rows(conn, _FOLLOWUPS, {"ids": ids, "per_kind": per_kind})
-    for r in rows:
-        entry: dict[str, Any] = {"id": r.id, "at": r.at}
-        if r.kind == "callback":
-            entry |= {"rule": r.rule, "state": r.state, "latest": r.until,
-                      "outcome": r.outcome, "outcome_at": r.done_at, "notes": r.notes}
-            out[r.customer_id]["callbacks"].append(entry)
-        elif r.kind == "visit":
-            entry |= {"rule": r.rule, "state": r.state, "latest": r.until,
-                      "outcome": r.outcome, "done_at": r.done_at, "notes": r.notes}
-            out[r.customer_id]["visits"].append(entry)
-        else:
-            entry |= {"about": r.state, "about_id": int(r.rule), "open_until": r.until,
-                      "score": r.score, "replied_at": r.done_at, "reply": r.notes}
-            out[r.customer_id]["surveys"].append(entry)
-    return out
+    return done

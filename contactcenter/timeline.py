@@ -6,13 +6,13 @@ whatever a customer's past."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contactcenter.followups import followups_for
+from contactcenter.followups import read_followups
 from contactcenter.storage import direct
 from contactcenter.storage.models import Complaint, CustomerEvent, iso_times
 from contactcenter.storage.one_of import one_of
@@ -63,24 +63,38 @@ async def customer_timelines(
     session: AsyncSession, customer_ids: Iterable[int], *, limit: int = PER_KIND
 ) -> dict[int, dict[str, list[dict[str, Any]]]]:
     """{customer id: {part: [entries, newest first]}} for every part in `PARTS`."""
+    reads = direct.Reads(await session.connection())
+    timelines = read_timelines(reads, customer_ids, limit=limit)
+    await reads.run()
+    return timelines()
+
+
+def read_timelines(
+    reads: direct.Reads, customer_ids: Iterable[int], *, limit: int = PER_KIND
+) -> Callable[[], dict[int, dict[str, list[dict[str, Any]]]]]:
+    """`customer_timelines`, read with the other reads of `reads` (its three queries among
+    them): call the result once they ran."""
     ids = set(customer_ids)
-    out: dict[int, dict[str, list[dict[str, Any]]]] = {
-        cid: {part: [] for part in PARTS} for cid in ids}
-    if not ids:
-        return out
-    conn = await session.connection()
     params = {"ids": list(ids), "limit": limit}
-    for row in await direct.rows(conn, _EVENTS, params):
-        part = out[row.customer_id][_EVENT_PARTS[row.kind]]
-        if len(part) < limit:
-            part.append({"id": row.id, "kind": row.kind, "at": row.at,
-                         "data": row.data or {}})
-    for row in await direct.rows(conn, _COMPLAINTS, params):
-        out[row.customer_id]["complaints"].append({
-            "id": row.id, "channel": row.channel, "summary": row.summary, "step": row.step,
-            "level": row.level, "owner_id": row.owner_user_id,
-            "deadline_at": row.deadline_at, "created_at": row.created_at,
-            "archived_at": row.archived_at})
-    for cid, followups in (await followups_for(session, list(ids), per_kind=limit)).items():
-        out[cid].update(followups)
-    return out
+    events = reads.add(_EVENTS, params) if ids else []
+    complaints = reads.add(_COMPLAINTS, params) if ids else []
+    followups = read_followups(reads, ids, per_kind=limit)
+
+    def done() -> dict[int, dict[str, list[dict[str, Any]]]]:
+        out: dict[int, dict[str, list[dict[str, Any]]]] = {
+            cid: {part: [] for part in PARTS} for cid in ids}
+        for row in events:
+            part = out[row.customer_id][_EVENT_PARTS[row.kind]]
+            if len(part) < limit:
+                part.append({"id": row.id, "kind": row.kind, "at": row.at,
+                             "data": row.data or {}})
+        for row in complaints:
+            out[row.customer_id]["complaints"].append({
+                "id": row.id, "channel": row.channel, "summary": row.summary, "step": row.step,
+                "level": row.level, "owner_id": row.owner_user_id,
+                "deadline_at": row.deadline_at, "created_at": row.created_at,
+                "archived_at": row.archived_at})
+        for cid, found in followups().items():
+            out[cid].update(found)
+        return out
+    return done

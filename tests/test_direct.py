@@ -167,6 +167,94 @@ async def test_writes_together_store_all_or_nothing(engine: AsyncEngine) -> None
     assert sorted(stored) == [(39, "offered", 2), (40, "offered", 3)]
 
 
+IDS_AND_DATA = direct.Hot(select(EVENTS.c.contact_id, EVENTS.c.data, EVENTS.c.at)
+                          .where(one_of(EVENTS.c.kind, "kinds")).order_by(EVENTS.c.id.desc()))
+
+
+async def test_reads_together_give_what_each_gives_alone(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await direct.run_many(conn, INSERT, [
+            event(50, "offered", 3, {"n": "雨"}), event(50, "accepted", None, {}),
+            event(51, "offered", 4, {"n": [1]}), event(52, "entered", None, {"x": None})])
+    asks = [(READ, {"contacts": [50, 51], "queue": 1}),
+            (IDS_AND_DATA, {"kinds": ["entered", "offered"]}),
+            (READ, {"contacts": [52], "queue": 1}),  # a second time, and no rows
+            (READ, {"contacts": [51], "queue": 1})]
+    async with engine.connect() as conn:
+        alone = [await direct.rows(conn, hot, params) for hot, params in asks]
+    with recorded(engine) as ran:
+        async with engine.connect() as conn:
+            reads = direct.Reads(conn)
+            found = [reads.add(hot, params) for hot, params in asks]
+            await reads.run()
+    assert found == alone
+    assert [[tuple(r) for r in rows] for rows in found] == [
+        [(r.id, AT, "offered", 3, {"n": "雨"}) for r in alone[0][:1]]
+        + [(alone[0][1].id, AT, "accepted", None, {}), (alone[0][2].id, AT, "offered", 4,
+                                                       {"n": [1]})],
+        [(52, {"x": None}, AT), (51, {"n": [1]}, AT), (50, {"n": "雨"}, AT)], [],
+        [tuple(alone[0][2])]]
+    assert [r.data for r in found[1]] == [{"x": None}, {"n": [1]}, {"n": "雨"}]
+    if engine.dialect.name == "postgresql":  # one round trip (SQLite's run in turn)
+        assert [s[:13] for s in ran if not s.startswith(("BEGIN", "ROLLBACK"))] == [
+            "SELECT ARRAY("]
+
+
+# Three parts, the later ones naming rows of the earlier ones: contact_id and agent_id stand in
+# for a foreign key here (events are what this test has to hand).
+CHAIN = direct.Chain([(direct.HotInsert(EVENTS, KEYS), {}),
+                      (direct.HotInsert(EVENTS, KEYS), {"contact_id": 0}),
+                      (direct.HotInsert(EVENTS, KEYS), {"contact_id": 1, "agent_id": 0})])
+
+
+async def test_a_chain_inserts_later_rows_with_the_ids_of_earlier_ones(
+        engine: AsyncEngine) -> None:
+    New = direct.New
+    with recorded(engine) as ran:
+        async with engine.begin() as conn:
+            first, second, third = await CHAIN.insert(conn, [
+                [event(60, "a0", None, {}), event(61, "a1", None, {"n": 1}),
+                 event(62, "a2", 7, {})],
+                [event(New(2), "b0", None, {}), event(77, "b1", None, {}),  # an id, given
+                 event(New(0), "b2", 1, {"雨": True}), event(New(2), "b3", None, {})],
+                [{**event(New(3), "c0", New(1), {}), "agent_id": New(1)},
+                 event(New(0), "c1", 5, {})],
+            ])
+            # An empty part in between: the rows after it refer past it.
+            again = await CHAIN.insert(conn, [[event(63, "d0", None, {})], [],
+                                              [event(64, "e0", New(0), {})]])
+    assert [len(first), len(second), len(third)] == [3, 4, 2]
+    assert first == sorted(first) and second == sorted(second) and third == sorted(third)
+    async with engine.connect() as conn:
+        stored = {r.kind: (r.id, r.contact_id, r.agent_id, r.data)
+                  for r in await conn.execute(select(EVENTS))}
+    assert [stored[k][0] for k in ("a0", "a1", "a2")] == first
+    assert [stored[k][0] for k in ("b0", "b1", "b2", "b3")] == second
+    assert [stored[k][0] for k in ("c0", "c1")] == third
+    assert {k: stored[k][1:] for k in stored if k[0] != "a" and k[0] != "d"} == {
+        "b0": (first[2], None, {}), "b1": (77, None, {}), "b2": (first[0], 1, {"雨": True}),
+        "b3": (first[2], None, {}),
+        "c0": (second[3], first[1], {}), "c1": (second[0], 5, {}),
+        "e0": (64, again[0][0], {})}
+    if engine.dialect.name == "postgresql":  # a round trip per chain (SQLite's run in turn)
+        assert [s[:11] for s in ran if not s.startswith(("BEGIN", "COMMIT"))] == [
+            "WITH i0 AS "] * 2
+
+
+async def test_a_chain_stores_all_or_nothing(engine: AsyncEngine) -> None:
+    New = direct.New
+    # `kind` may not be NULL: the last part fails, and the caller's transaction with it.
+    with pytest.raises((IntegrityError, sqlite3.IntegrityError)):
+        async with engine.begin() as conn:
+            await CHAIN.insert(conn, [[event(70, "a", None, {})],
+                                      [event(New(0), "b", None, {})],
+                                      [event(New(0), None, None, {})]])  # type: ignore[arg-type]
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(EVENTS))).all() == []
+    with pytest.raises(ValueError, match="only to parts before it"):
+        direct.Chain([(INSERT, {}), (INSERT, {"contact_id": 1})])
+
+
 def test_statements_it_would_run_wrongly_are_refused() -> None:
     dialect = sqlite.dialect()
     # `data` has a Python-side default that SQLAlchemy would fill in and this path would not.

@@ -21,11 +21,14 @@ Writes of many rows (`insert_ids`, `run_many`) send one array per column through
 statement, run once. SQLAlchemy's multi-row VALUES changed its text with the number of rows,
 so each new batch size on each pooled connection was prepared anew (in scale-out about one
 intake batch in four prepared all three of its INSERTs), and asyncpg's executemany runs the
-statement once per row (~40 % more of PostgreSQL's CPU; `_Batched`).
+statement once per row (~40 % more of PostgreSQL's CPU; `_Batched`). Dependent inserts are one
+statement too (`Chain`), and so are independent reads (`Reads`): under load a round trip costs
+the wait for the node's loop more than the database's work.
 """
 
 from __future__ import annotations
 
+import re
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -123,13 +126,16 @@ class _Batched(Hot):
         self.table = table
         self._unnest: dict[bool, Any] = {}
 
-    def _arrays(self, dialect: Dialect, prefix: str) -> tuple[list[str], str]:
+    def _arrays(self, dialect: Dialect, prefix: str,
+                ordinals: Sequence[str] = ()) -> tuple[list[str], str]:
         """The unnest's column names, in the compiled statement's parameter order, and the
-        unnest call itself (an array parameter `<prefix><i>` per column, cast to its type)."""
+        unnest call itself (an array parameter `<prefix><i>` per column, cast to its type,
+        then a BIGINT array per name in `ordinals`)."""
         q = dialect.identifier_preparer
         names = self.compiled(dialect).names
         types = [self._column(name).type.compile(dialect) for name in names]
-        arrays = ", ".join(f"CAST(:{prefix}{i} AS {t}[])" for i, t in enumerate(types))
+        arrays = ", ".join([*(f"CAST(:{prefix}{i} AS {t}[])" for i, t in enumerate(types)),
+                            *(f"CAST(:{name} AS BIGINT[])" for name in ordinals)])
         return [q.quote(name) for name in names], f"unnest({arrays})"
 
     def _column(self, name: str) -> Any:
@@ -283,6 +289,61 @@ async def rows(conn: AsyncConnection, hot: Hot,
     return _named_rows(c, (await _inline(conn).run_sql(c.sql, c.args(params))).fetchall())
 
 
+class Reads:
+    """SELECTs on `conn` that do not depend on one another, run together: on PostgreSQL one
+    statement, each SELECT an array of its rows (`ARRAY(SELECT q FROM (...) q)`, which keeps
+    the SELECT's order), one round trip where there were as many as SELECTs; on SQLite in turn.
+    Under load a round trip is mostly the wait for the node's loop to come back to it, not the
+    database's work (docs/benchmarks.md). `add` returns the list that `run` fills."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self.dialect = conn.dialect.name
+        self._reads: list[tuple[Hot, Mapping[str, Any], list[Any]]] = []
+
+    def add(self, hot: Hot, params: Mapping[str, Any]) -> list[Any]:
+        found: list[Any] = []
+        self._reads.append((hot, params, found))
+        return found
+
+    async def run(self) -> None:
+        reads, self._reads = self._reads, []
+        conn = self.conn
+        if self.dialect == "sqlite" or len(reads) < 2:
+            for hot, params, found in reads:
+                found.extend(await rows(conn, hot, params))
+            return
+        parts = [hot.compiled(conn.dialect) for hot, _, _ in reads]
+        stmt = _together_reads(tuple(hot for hot, _, _ in reads), parts)
+        args = [arg for c, (_, params, _) in zip(parts, reads, strict=True)
+                for arg in c.args(params)]
+        (arrays,) = await _pg_fetch(conn, stmt, args)
+        for c, (_, _, found), array in zip(parts, reads, arrays, strict=True):
+            found.extend(_named_rows(c, array))
+
+
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+_READS_TOGETHER: dict[tuple[Hot, ...], _Compiled] = {}
+
+
+def _together_reads(hots: tuple[Hot, ...], parts: Sequence[_Compiled]) -> _Compiled:
+    stmt = _READS_TOGETHER.get(hots)
+    if stmt is not None:
+        return stmt
+    selects, offset = [], 0
+    for c in parts:
+        # asyncpg's placeholders are $1…$n per statement: numbered on after the ones before.
+        if {int(n) for n in _PLACEHOLDER.findall(c.sql)} != set(range(1, len(c.names) + 1)):
+            raise ValueError(f"cannot renumber the placeholders of {c.sql!r}")
+        sql = _PLACEHOLDER.sub(lambda m, at=offset: f"${int(m.group(1)) + at}", c.sql)
+        selects.append(f"ARRAY(SELECT q FROM ({sql}) AS q) AS r{len(selects)}")
+        offset += len(c.names)
+    stmt = _READS_TOGETHER[hots] = _Compiled(
+        "SELECT " + ", ".join(selects), tuple(f"p{i}" for i in range(offset)), {}, (), (),
+        None)
+    return stmt
+
+
 async def insert_ids(conn: AsyncConnection, hot: HotInsert,
                      params: Sequence[Mapping[str, Any]]) -> list[int]:
     """Insert the rows; their new ids, in the order of `params`."""
@@ -300,6 +361,89 @@ async def insert_ids(conn: AsyncConnection, hot: HotInsert,
     # than the largest id for each row in turn: the last id and the count give them all.
     ((last,),) = (await inline.run_sql("SELECT last_insert_rowid()", ())).fetchall()
     return list(range(last - len(params) + 1, last + 1))
+
+
+@dataclass(frozen=True, slots=True)
+class New:
+    """In a `Chain`'s row, for a column that refers to an earlier part: the id of that part's
+    row `row` (by position in its rows), not known until it is inserted."""
+
+    row: int
+
+
+class Chain:
+    """Inserts whose later parts refer to rows the earlier ones insert: `parts` are
+    (insert, {column: index of the earlier part it refers to}), and a row gives such a column
+    either an id or `New(row)`. On PostgreSQL they are one statement, each insert a part of its
+    WITH that takes the earlier ones' new ids by ordinality (one round trip where there were
+    as many as parts); on SQLite they run in turn."""
+
+    def __init__(self, parts: Sequence[tuple[HotInsert, Mapping[str, int]]]) -> None:
+        for k, (_, refs) in enumerate(parts):
+            if any(not 0 <= j < k for j in refs.values()):
+                raise ValueError("a part refers only to parts before it")
+        self.parts = [(hot, dict(refs)) for hot, refs in parts]
+        self._compiled: dict[str, _Compiled] = {}
+
+    def _sql(self, dialect: Dialect) -> _Compiled:
+        c = self._compiled.get(dialect.name)
+        if c is not None:
+            return c
+        q = dialect.identifier_preparer
+        referred = {j for _, refs in self.parts for j in refs.values()}
+        ctes, results = [], []
+        for k, (hot, refs) in enumerate(self.parts):
+            names, unnest = hot._arrays(dialect, f"c{k}_", [f"n{k}_{i}" for i in range(len(refs))])
+            raw = hot.compiled(dialect).names
+            joins, exprs = [], []
+            for name, quoted in zip(raw, names, strict=True):
+                if name in refs:
+                    i = list(refs).index(name)
+                    joins.append(f"LEFT JOIN n{refs[name]} AS j{i} ON j{i}.n = r.n{i}")
+                    exprs.append(f"COALESCE(r.{quoted}, j{i}.id)")
+                else:
+                    exprs.append(f"r.{quoted}")
+            alias = ", ".join([*names, *(f"n{i}" for i in range(len(refs))), "n"])
+            ctes.append(
+                f"i{k} AS (INSERT INTO {q.format_table(hot.table)} ({', '.join(names)}) "
+                f"SELECT {', '.join(exprs)} FROM {unnest} WITH ORDINALITY AS r({alias}) "
+                f"{' '.join(joins)} ORDER BY r.n RETURNING {q.quote(hot.table.c.id.name)} AS id)")
+            if k in referred:  # the ids, drawn in the rows' order: sorted, they are the rows'
+                ctes.append(f"n{k} AS (SELECT id, row_number() OVER (ORDER BY id) AS n "
+                            f"FROM i{k})")
+            results.append(f"SELECT {k} AS part, id FROM i{k}")
+        c = self._compiled[dialect.name] = _compile(text(
+            "WITH " + ", ".join(ctes) + " " + " UNION ALL ".join(results)), dialect, None)
+        return c
+
+    async def insert(self, conn: AsyncConnection,
+                     rows: Sequence[Sequence[Mapping[str, Any]]]) -> list[list[int]]:
+        """Insert each part's rows (`rows[k]` for part k); the new ids of each, in order."""
+        if len(rows) != len(self.parts):
+            raise ValueError(f"rows for {len(self.parts)} parts")
+        dialect = conn.dialect
+        if dialect.name == "sqlite":
+            ids: list[list[int]] = []
+            for (hot, refs), params in zip(self.parts, rows, strict=True):
+                ids.append(await insert_ids(conn, hot, [
+                    {**row, **{col: ids[j][row[col].row] for col, j in refs.items()
+                               if isinstance(row[col], New)}} if refs else row
+                    for row in params]))
+            return ids
+        values: dict[str, list[Any]] = {}
+        for k, ((hot, refs), params) in enumerate(zip(self.parts, rows, strict=True)):
+            for i, col in enumerate(refs):
+                # Each such column is two arrays: the ids given, and the rows referred to.
+                values[f"n{k}_{i}"] = [v.row + 1 if isinstance(v, New) else None
+                                       for v in (row[col] for row in params)]
+            given = [{**row, **{col: None for col in refs if isinstance(row[col], New)}}
+                     if refs else row for row in params]
+            values.update(hot.unnest_params(dialect, given, f"c{k}_"))
+        stmt = self._sql(dialect)
+        out: list[list[int]] = [[] for _ in self.parts]
+        for part, id_ in await _pg_fetch(conn, stmt, stmt.args(values)):
+            out[part].append(id_)
+        return [sorted(ids) for ids in out]
 
 
 async def run_many(conn: AsyncConnection, hot: HotInsert | HotUpdate,

@@ -331,7 +331,8 @@ class Contact(Base):
     __table_args__ = (
         # A provider's retry of the same message/call must not make a second contact.
         UniqueConstraint("channel", "external_id", name="uq_contacts_channel_external_id"),
-        Index("ix_contacts_customer_created", "customer_id", "created_at"),
+        # A history is a customer's latest by (created_at, id): read off the index's end.
+        Index("ix_contacts_customer_created", "customer_id", "created_at", "id"),
         Index("ix_contacts_state", "state"),
         Index("ix_contacts_conversation", "conversation_id"),
     )
