@@ -42,7 +42,7 @@ from contactcenter.domain import ContactState, Direction
 from contactcenter.errors import ContactCenterError, NotFound, Unavailable
 from contactcenter.queues import select_queue
 from contactcenter.runtime import Runtime
-from contactcenter.screenpop import HISTORY, contact_summary, pop_history
+from contactcenter.screenpop import HISTORY, contact_summary
 from contactcenter.storage import direct
 from contactcenter.storage.models import (
     Attachment,
@@ -322,11 +322,11 @@ async def _take_in_batch(rt: Runtime, items: Sequence[Inbound]) -> list[Intake |
         conn = await session.connection()
         reads = direct.Reads(conn)
         popped = {p.customer_id for p in plans.values() if p.new_contact}
-        read_cards_ = read_cards(reads, popped)
-        read_histories_ = read_histories(reads, popped, limit=HISTORY)
-        read_timelines_ = read_timelines(reads, popped)
+        cards_of = read_cards(reads, popped)
+        histories_of = read_histories(reads, popped, limit=HISTORY)
+        timelines_of = read_timelines(reads, popped)
         await reads.run()
-        cards, histories, timelines = read_cards_(), read_histories_(), read_timelines_()
+        cards, histories, timelines = cards_of(), histories_of(), timelines_of()
         for p in plans.values():
             if p.new_contact:
                 p.contact.tier = cards[p.customer_id]["tier"]
@@ -339,7 +339,6 @@ async def _take_in_batch(rt: Runtime, items: Sequence[Inbound]) -> list[Intake |
             if p.new_contact:
                 card = dict(cards[p.customer_id])
                 card["is_new"] = p.created_customer or card.get("is_new", False)
-                history = pop_history(histories[p.customer_id], p.contact.id)
                 enqueue.append({
                     "op": "enqueue",
                     "contact": {"id": p.contact.id, "queue_id": p.queue.id,
@@ -347,7 +346,8 @@ async def _take_in_batch(rt: Runtime, items: Sequence[Inbound]) -> list[Intake |
                                 "entered_at": p.contact.created_at.timestamp(),
                                 "tier": p.contact.tier,
                                 "owner_ids": card["owners"]},
-                    "pop": {"contact": summary, "customer": card, "history": history,
+                    "pop": {"contact": summary, "customer": card,
+                            "history": histories[p.customer_id],
                             "timeline": timelines[p.customer_id]},
                 })
             elif p.contact.agent_id is not None and p.message is not None:

@@ -899,7 +899,7 @@ async def find_or_create_many(
     set-based queries whatever their number: (customer id, created) each; one new customer per
     unknown phone or email even when it appears twice. A race lost to another writer for a new
     number is resolved by finding the winner's customer. Ids, not objects: the intake reads
-    the cards it needs with `customer_cards`."""
+    the cards it needs with `read_cards`."""
     keys = [address_keys(channel, address) for channel, address, _ in senders]
     by_phone, by_email = await _lookup(session, keys)
     new: dict[str, Customer] = {}
@@ -993,19 +993,12 @@ _CARD_KEYS = [c.key for c in _CARD_ROWS.stmt.selected_columns]
 _SCALAR_AT = tuple((name, _CARD_KEYS.index(name)) for name in _SCALAR_FIELDS)
 
 
-async def customer_cards(session: AsyncSession, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-    """`customer_card` for many customers, read as rows in two queries (the customers, then all
-    their phones, emails, tags, owners and consents in one UNION ALL): the screen-pop's path,
-    where building ORM objects cost more than the queries."""
-    reads = direct.Reads(await session.connection())
-    cards = read_cards(reads, ids)
-    await reads.run()
-    return cards()
-
-
 def read_cards(reads: direct.Reads,
                ids: Iterable[int]) -> Callable[[], dict[int, dict[str, Any]]]:
-    """`customer_cards`, read with the other reads of `reads`: call the result once they ran."""
+    """`customer_card` for many customers, read as rows in two queries (the customers, then all
+    their phones, emails, tags, owners and consents in one UNION ALL): the screen-pop's path,
+    where building ORM objects cost more than the queries. Added to `reads`; call the result
+    once they ran (`direct.read_now` for these alone)."""
     wanted = list(set(ids))
     parts = reads.add(_CARD_PARTS, {"ids": wanted}) if wanted else []
     rows = reads.add(_CARD_ROWS, {"ids": wanted}) if wanted else []
@@ -1109,7 +1102,9 @@ async def customer_history(
     session: AsyncSession, customer_id: int, *, limit: int = 20
 ) -> list[dict[str, Any]]:
     """The customer's latest contacts on every channel, newest first, in one query."""
-    return (await customer_histories(session, [customer_id], limit=limit))[customer_id]
+    histories = await direct.read_now(
+        await session.connection(), lambda reads: read_histories(reads, [customer_id], limit=limit))
+    return histories[customer_id]
 
 
 def _histories_statement(dialect: str) -> Any:
@@ -1148,21 +1143,10 @@ _HISTORY_KEYS = ("contact_id", "channel", "direction", "state", "queue_id", "que
                  "agent", "subject", "body", "disposition", "notes")
 
 
-async def customer_histories(
-    session: AsyncSession, customer_ids: Iterable[int], *, limit: int = 20
-) -> dict[int, list[dict[str, Any]]]:
-    """`customer_history` for many customers in one query (each customer's latest through
-    the index; see `_histories_statement`)."""
-    reads = direct.Reads(await session.connection())
-    histories = read_histories(reads, customer_ids, limit=limit)
-    await reads.run()
-    return histories()
-
-
 def read_histories(reads: direct.Reads, customer_ids: Iterable[int], *,
                    limit: int = 20) -> Callable[[], dict[int, list[dict[str, Any]]]]:
-    """`customer_histories`, read with the other reads of `reads`: call the result once they
-    ran."""
+    """`customer_history` for many customers in one query (each customer's latest through
+    the index; see `_histories_statement`). Added to `reads`; call the result once they ran."""
     ids = list(set(customer_ids))
     params = {"ids": ids, "limit": max(1, limit)}
     rows = reads.add(_HISTORIES[reads.dialect], params) if ids else []

@@ -8,11 +8,10 @@ customers asked for: no per-customer loop.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import Integer, String, bindparam, cast, func, literal, null, select, union_all
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactcenter.storage import direct
 from contactcenter.storage.models import (
@@ -59,22 +58,14 @@ def _statement() -> Any:
             .order_by(both.c.customer_id, both.c.kind, both.c.n))
 
 
-_FOLLOWUPS = direct.Hot(_statement())  # built once: see customers.customer_cards
-
-
-async def followups_for(session: AsyncSession, customer_ids: Sequence[int], *,
-                        per_kind: int = 5) -> dict[int, dict[str, Any]]:
-    """{customer id: {"callbacks": [...], "visits": [...], "surveys": [...]}}, newest first;
-    every asked-for customer is in the answer, with empty lists when there is nothing."""
-    reads = direct.Reads(await session.connection())
-    followups = read_followups(reads, customer_ids, per_kind=per_kind)
-    await reads.run()
-    return followups()
+_FOLLOWUPS = direct.Hot(_statement())  # built once: see customers.read_cards
 
 
 def read_followups(reads: direct.Reads, customer_ids: Iterable[int], *,
                    per_kind: int = 5) -> Callable[[], dict[int, dict[str, Any]]]:
-    """`followups_for`, read with the other reads of `reads`: call the result once they ran."""
+    """{customer id: {"callbacks": [...], "visits": [...], "surveys": [...]}}, newest first;
+    every asked-for customer is in the answer, with empty lists when there is nothing. One
+    query added to `reads`: call the result once they ran."""
     ids = sorted(set(customer_ids))
     rows = reads.add(_FOLLOWUPS, {"ids": ids, "per_kind": per_kind}) if ids else []
 

@@ -7,8 +7,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactcenter.customers import customer_card, customer_history
+from contactcenter.storage import direct
 from contactcenter.storage.models import Contact, Customer, Queue
-from contactcenter.timeline import customer_timelines
+from contactcenter.timeline import read_timelines
 
 # Past contacts in a screen-pop: what the offer card shows. The console reads more when the
 # agent opens the contact; every row here is paid for on every contact (docs/benchmarks.md).
@@ -17,7 +18,8 @@ HISTORY = 5
 
 def pop_history(latest: list[dict[str, Any]], contact_id: int) -> list[dict[str, Any]]:
     """The offer's history from the customer's latest `HISTORY + 1` contacts (read that many,
-    since the contact being offered may be among them): the others, newest first."""
+    after the contact being offered was stored: it may be among them): the others, newest
+    first. The intake reads the history before storing its contacts, and so needs none of this."""
     return [h for h in latest if h["contact_id"] != contact_id][:HISTORY]
 
 
@@ -47,6 +49,8 @@ async def build_screen_pop(
         await customer_history(session, customer.id, limit=HISTORY + 1), contact.id)
     card = customer_card(customer)
     card["is_new"] = is_new or card.get("is_new", False)
-    timeline = (await customer_timelines(session, [customer.id]))[customer.id]
+    timelines = await direct.read_now(await session.connection(),
+                                      lambda reads: read_timelines(reads, [customer.id]))
+    timeline = timelines[customer.id]
     return {"contact": contact_summary(contact, queue), "customer": card, "history": history,
             "timeline": timeline}

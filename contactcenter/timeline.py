@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import bindparam, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactcenter.followups import read_followups
 from contactcenter.storage import direct
@@ -54,26 +53,16 @@ def _complaints_statement() -> Any:
             .order_by(complaints.c.created_at.desc()))
 
 
-# Built once: see customers.customer_cards.
+# Built once: see customers.read_cards.
 _EVENTS = direct.Hot(_events_statement())
 _COMPLAINTS = direct.Hot(_complaints_statement())
-
-
-async def customer_timelines(
-    session: AsyncSession, customer_ids: Iterable[int], *, limit: int = PER_KIND
-) -> dict[int, dict[str, list[dict[str, Any]]]]:
-    """{customer id: {part: [entries, newest first]}} for every part in `PARTS`."""
-    reads = direct.Reads(await session.connection())
-    timelines = read_timelines(reads, customer_ids, limit=limit)
-    await reads.run()
-    return timelines()
 
 
 def read_timelines(
     reads: direct.Reads, customer_ids: Iterable[int], *, limit: int = PER_KIND
 ) -> Callable[[], dict[int, dict[str, list[dict[str, Any]]]]]:
-    """`customer_timelines`, read with the other reads of `reads` (its three queries among
-    them): call the result once they ran."""
+    """{customer id: {part: [entries, newest first]}} for every part in `PARTS`, in three
+    queries added to `reads`: call the result once they ran."""
     ids = set(customer_ids)
     params = {"ids": list(ids), "limit": limit}
     events = reads.add(_EVENTS, params) if ids else []

@@ -17,8 +17,6 @@ from contactcenter.customers import (
     audit_trail,
     create_customer,
     customer_card,
-    customer_cards,
-    customer_histories,
     customer_history,
     find_by_email,
     find_by_phone,
@@ -26,12 +24,15 @@ from contactcenter.customers import (
     get_customer,
     owner_ids,
     parse_input,
+    read_cards,
+    read_histories,
     search_customers,
     taken_phones,
     update_customer,
 )
 from contactcenter.errors import Conflict, InvalidInput, NotFound
 from contactcenter.phones import normalize_email, normalize_phone
+from contactcenter.storage import direct
 from contactcenter.storage.db import sessionmaker
 from contactcenter.storage.models import (
     AuditEntry,
@@ -603,7 +604,8 @@ async def test_histories_give_each_customer_their_own_latest_contacts(sm: Sessio
         await s.commit()
         newest_a = sorted(made[a.id], key=lambda nc: (nc[1].created_at, nc[1].id),
                           reverse=True)
-        histories = await customer_histories(s, [a.id, b.id, c.id], limit=4)
+        histories = await direct.read_now(await s.connection(), lambda reads: read_histories(
+            reads, [a.id, b.id, c.id], limit=4))
     assert [h["contact_id"] for h in histories[a.id]] == [x.id for _, x in newest_a[:4]]
     assert [h["body"] for h in histories[b.id]] == [f"{b.id}-1", f"{b.id}-0"]
     assert histories[c.id] == []
@@ -658,7 +660,7 @@ async def test_audit_rows_are_customer_scoped(sm: Sessions) -> None:
 
 
 async def test_cards_read_as_rows_equal_the_cards_of_the_records(sm: Sessions) -> None:
-    """`customer_cards` (the screen-pop's batched read) and `customer_card` agree on every field,
+    """`read_cards` (the screen-pop's batched read) and `customer_card` agree on every field,
     for a full card, a bare one and several owners."""
     first, second = await _user(sm, "li"), await _user(sm, "wu")
     async with sm() as s:
@@ -672,7 +674,8 @@ async def test_cards_read_as_rows_equal_the_cards_of_the_records(sm: Sessions) -
         await s.commit()
         ids = [full.id, bare.id]
     async with sm() as s:
-        cards = await customer_cards(s, [*ids, 987654])
+        cards = await direct.read_now(await s.connection(),
+                                      lambda reads: read_cards(reads, [*ids, 987654]))
         expected = {cid: customer_card(await get_customer(s, cid)) for cid in ids}
     assert cards == expected
     assert cards[full.id]["owners"] == [first, second]  # owned since the same moment: by id

@@ -15,8 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from statements import recorded
 
 from contactcenter.clock import ManualClock
-from contactcenter.followups import followups_for
+from contactcenter.followups import read_followups
 from contactcenter.repairs import run_repair_checks
+from contactcenter.storage import direct
 from contactcenter.storage.db import sessionmaker
 from contactcenter.storage.models import (
     CallbackOutcome,
@@ -102,7 +103,7 @@ async def test_a_bad_promised_duration_stores_nothing(node: Node, api: Api) -> N
         assert (await session.scalars(select(ScheduledWork))).all() == []
 
 
-async def test_followups_for_many_customers_in_one_query(engine: AsyncEngine) -> None:
+async def test_followups_of_many_customers_in_one_query(engine: AsyncEngine) -> None:
     sessions = sessionmaker(engine)
     t0 = datetime(2026, 11, 1, 2, tzinfo=UTC)
     async with sessions.begin() as session:
@@ -132,7 +133,8 @@ async def test_followups_for_many_customers_in_one_query(engine: AsyncEngine) ->
 
     with recorded(engine) as statements:
         async with sessions() as session:
-            got = await followups_for(session, [3, 2, 1, 2], per_kind=5)
+            got = await direct.read_now(await session.connection(), lambda reads: read_followups(
+                reads, [3, 2, 1, 2], per_kind=5))
     assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 1
 
     assert sorted(got) == [1, 2, 3]
@@ -150,7 +152,8 @@ async def test_followups_for_many_customers_in_one_query(engine: AsyncEngine) ->
             for s in two["surveys"]] == [
         (4, "visit", 1, "4", (t0 + timedelta(hours=1)).isoformat())]
     async with sessions() as session:
-        assert await followups_for(session, []) == {}
+        assert await direct.read_now(await session.connection(),
+                                     lambda reads: read_followups(reads, [])) == {}
 
 
 async def test_the_new_endpoints_are_in_the_openapi_document(node: Node, api: Api) -> None:

@@ -33,13 +33,15 @@ from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Table, bindparam, exc, insert, text, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contactcenter.storage.sqlite_inline import Connection as InlineConnection
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -320,6 +322,15 @@ class Reads:
         (arrays,) = await _pg_fetch(conn, stmt, args)
         for c, (_, _, found), array in zip(parts, reads, arrays, strict=True):
             found.extend(_named_rows(c, array))
+
+
+async def read_now(conn: AsyncConnection, read: Callable[[Reads], Callable[[], T]]) -> T:
+    """A reader's reads on their own: `read` adds them to a `Reads` (as the `read_*`
+    functions of customers, timeline and followups do) and returns what makes its result."""
+    reads = Reads(conn)
+    result = read(reads)
+    await reads.run()
+    return result()
 
 
 _PLACEHOLDER = re.compile(r"\$(\d+)")
