@@ -22,6 +22,7 @@ join (`_conversation_locks`), in one order, so such batches run one after the ot
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -40,7 +41,6 @@ from contactcenter.customers import (
 )
 from contactcenter.domain import ContactState, Direction
 from contactcenter.errors import ContactCenterError, NotFound, Unavailable
-from contactcenter.queues import select_queue
 from contactcenter.runtime import Runtime
 from contactcenter.screenpop import HISTORY, contact_summary
 from contactcenter.storage import direct
@@ -257,6 +257,7 @@ class _Plan:
 
 
 async def _take_in_batch(rt: Runtime, items: Sequence[Inbound]) -> list[Intake | Exception]:
+    started = time.monotonic()
     now = rt.clock.now()
     at = utc(now)
     results: list[Intake | Exception | None] = [None] * len(items)
@@ -278,14 +279,17 @@ async def _take_in_batch(rt: Runtime, items: Sequence[Inbound]) -> list[Intake |
         # Against this node's other batches and against other nodes alike.
         if rt.intake is not None and rt.engine.dialect.name == "postgresql":
             await _conversation_locks(session, rt.intake, [items[i] for i in todo])
-        queues = await rt.queue_cache.get(session)
+        chosen = await rt.queue_cache.select_each(
+            session, [(items[i].channel, items[i].queue, items[i].skill) for i in todo],
+            since=started)
         routable: list[int] = []
-        for i in todo:
-            try:
-                select_queue(queues, items[i].channel, name=items[i].queue, skill=items[i].skill)
+        queue_of: dict[int, Queue] = {}
+        for i, queue_or_error in zip(todo, chosen, strict=True):
+            if isinstance(queue_or_error, ContactCenterError):
+                results[i] = queue_or_error
+            else:
+                queue_of[i] = queue_or_error
                 routable.append(i)
-            except ContactCenterError as e:
-                results[i] = e
         threads = _Threads()
         await threads.load_conversations(session, [items[i] for i in routable])
         senders = await _senders(session, [items[i] for i in routable], threads, at)
@@ -294,7 +298,7 @@ async def _take_in_batch(rt: Runtime, items: Sequence[Inbound]) -> list[Intake |
         waiting = _Waiting(rt)
         for i, (customer_id, created) in zip(routable, senders, strict=True):
             item = items[i]
-            queue = select_queue(queues, item.channel, name=item.queue, skill=item.skill)
+            queue = queue_of[i]
             try:
                 conversation = threads.conversation(item, customer_id, at)
                 live = threads.live(conversation)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactcenter.domain import Strategy
-from contactcenter.errors import InvalidInput, NotFound
+from contactcenter.errors import ContactCenterError, InvalidInput, NotFound
 from contactcenter.routing import QueueSpec
 from contactcenter.settings import Settings
 from contactcenter.storage.models import Queue
@@ -37,7 +37,7 @@ async def active_queues(session: AsyncSession) -> Sequence[Queue]:
 class QueueCache:
     """Active queues for the intake path, re-read at most every `ttl` seconds: queues change
     rarely, contacts arrive all the time. An edit through this node's API clears it at once;
-    other nodes see it within `ttl`."""
+    other nodes see it within `ttl`, and a queue added there at once (`select_each`)."""
 
     def __init__(self, ttl: float = 5.0) -> None:
         self.ttl = ttl
@@ -45,8 +45,10 @@ class QueueCache:
         self._read_at = float("-inf")
         self._cleared = 0  # clears so far: a read that overlapped one may predate the edit
 
-    async def get(self, session: AsyncSession) -> Sequence[Queue]:
-        while time.monotonic() - self._read_at >= self.ttl:
+    async def get(self, session: AsyncSession, *, since: float | None = None) -> Sequence[Queue]:
+        """The active queues; read again when older than `ttl` or read before `since`."""
+        while (time.monotonic() - self._read_at >= self.ttl
+               or (since is not None and self._read_at < since)):
             started, cleared = time.monotonic(), self._cleared
             queues = await active_queues(session)
             if cleared == self._cleared:
@@ -54,9 +56,36 @@ class QueueCache:
             # else an edit was committed while we read: read again rather than keep the old
         return self._queues
 
+    async def select_each(
+        self, session: AsyncSession, wanted: Sequence[tuple[str, str | None, str | None]],
+        *, since: float,
+    ) -> list[Queue | ContactCenterError]:
+        """`select_queue` for each (channel, name, skill): the queue or why there is none.
+
+        A miss looks again in the database when the list was read before `since` (a monotonic
+        time: when the request began), as another node's edit clears only that node's cache: a
+        queue added there a moment ago is found here at once, not `ttl` later."""
+        queues = await self.get(session)
+        chosen = _select_each(queues, wanted)
+        if any(isinstance(c, NotFound) for c in chosen) and self._read_at < since:
+            chosen = _select_each(await self.get(session, since=since), wanted)
+        return chosen
+
     def clear(self) -> None:
         self._read_at = float("-inf")
         self._cleared += 1
+
+
+def _select_each(
+    queues: Sequence[Queue], wanted: Sequence[tuple[str, str | None, str | None]]
+) -> list[Queue | ContactCenterError]:
+    chosen: list[Queue | ContactCenterError] = []
+    for channel, name, skill in wanted:
+        try:
+            chosen.append(select_queue(queues, channel, name=name, skill=skill))
+        except ContactCenterError as e:
+            chosen.append(e)
+    return chosen
 
 
 def select_queue(

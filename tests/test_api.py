@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from conftest import REDIS_URL
 from harness import Api, Node, add_queue, add_user, login, start_node
 from sqlalchemy import func, select
 from statements import recorded
@@ -132,6 +134,35 @@ async def test_bad_contacts_get_a_clear_4xx_and_store_nothing(
         assert await session.scalar(select(func.count()).select_from(Contact)) == 1
         assert (await session.get(Contact, kept["id"])) is not None
         assert await session.scalar(select(func.count()).select_from(Customer)) == 1
+
+
+async def test_a_queue_added_on_one_node_takes_contacts_on_the_other_at_once(
+    pg_url: str,
+) -> None:
+    """Each node keeps the active queues a few seconds; an edit clears only its own node's."""
+    prefix = f"cctest-{uuid.uuid4().hex[:8]}"
+    clock = ManualClock(1_795_000_000.0)
+    one = await start_node(pg_url, REDIS_URL, prefix, clock)
+    two = await start_node(pg_url, REDIS_URL, prefix, clock)
+    await add_user(one, "root", role="admin")
+    admin_one, admin_two = Api(one, await login(one, "root")), Api(two, await login(two, "root"))
+    try:
+        await add_queue(one, "support")
+        await admin_two.post_contact("+8613900139000", queue="support")  # two has read them
+        status, billing = await admin_one.call("POST", "/queues", json={
+            "name": "billing", "channels": ["api"], "dispositions": ["resolved"]})
+        assert status == 201, billing
+        contact = await admin_two.post_contact("+8613900139001", queue="billing")
+        assert contact["queue_id"] == billing["id"]
+        status, body = await admin_two.call("POST", "/contacts", json={
+            "from": "+8613900139002", "queue": "no-such-queue"})
+        assert status == 404 and "no active queue named 'no-such-queue'" in \
+            body["error"]["message"]
+    finally:
+        await admin_one.close()
+        await admin_two.close()
+        await two.stop()
+        await one.stop()
 
 
 async def test_unknown_routes_and_ids_are_json_404s(node: Node, as_: dict[str, Api]) -> None:
