@@ -1109,31 +1109,41 @@ async def customer_history(
 
 def _histories_statement(dialect: str) -> Any:
     """Each customer's latest `limit` contacts, newest first. Read through the index on
-    (customer_id, created_at), so the cost is the rows returned, not the customer's past."""
+    (customer_id, created_at, id), so the cost is the rows returned, not the customer's past.
+
+    On PostgreSQL the contacts' columns come out of the LATERAL itself, not from a join back
+    to `contacts` by id: such a join let a plan made while the table was small (a prepared
+    statement keeps it) hash the whole table, 6 ms a read by 17,000 contacts."""
     contacts, queues, users = Contact.__table__, Queue.__table__, User.__table__
     customers = Customer.__table__
-    mine = contacts.alias("mine")
-    recent = (select(mine.c.id).where(mine.c.customer_id == customers.c.id)
-              .order_by(mine.c.created_at.desc(), mine.c.id.desc())
-              .limit(bindparam("limit")).correlate(customers))
     if dialect == "postgresql":
-        latest = recent.lateral()
-        chosen = customers.join(latest, true()).join(contacts, contacts.c.id == latest.c.id)
+        c = contacts.c
+        latest = (select(c.customer_id, c.id, c.channel, c.direction, c.state, c.queue_id,
+                         c.agent_id, c.subject, c.body, c.disposition, c.notes, c.created_at,
+                         c.answered_at, c.closed_at)
+                  .where(c.customer_id == customers.c.id)
+                  .order_by(c.created_at.desc(), c.id.desc())
+                  .limit(bindparam("limit")).correlate(customers).lateral())
+        row, chosen = latest.c, customers.join(latest, true())
     else:  # SQLite has no LATERAL; it runs this IN once per customer, by rowid
+        mine = contacts.alias("mine")
+        recent = (select(mine.c.id).where(mine.c.customer_id == customers.c.id)
+                  .order_by(mine.c.created_at.desc(), mine.c.id.desc())
+                  .limit(bindparam("limit")).correlate(customers))
+        row = contacts.c
         chosen = customers.join(contacts, contacts.c.id.in_(recent.scalar_subquery()))
     return direct.Hot(
         select(
-            contacts.c.customer_id, contacts.c.id, contacts.c.channel, contacts.c.direction,
-            contacts.c.state, contacts.c.queue_id, queues.c.name.label("queue"),
-            contacts.c.agent_id, users.c.display_name.label("agent"), contacts.c.subject,
-            func.substr(contacts.c.body, 1, 200, type_=Text).label("body"),
-            contacts.c.disposition, contacts.c.notes,
-            *iso_times(contacts.c.created_at, contacts.c.answered_at, contacts.c.closed_at),
+            row.customer_id, row.id, row.channel, row.direction, row.state, row.queue_id,
+            queues.c.name.label("queue"), row.agent_id, users.c.display_name.label("agent"),
+            row.subject, func.substr(row.body, 1, 200, type_=Text).label("body"),
+            row.disposition, row.notes,
+            *iso_times(row.created_at, row.answered_at, row.closed_at),
         )
-        .select_from(chosen.outerjoin(queues, queues.c.id == contacts.c.queue_id)
-                     .outerjoin(users, users.c.id == contacts.c.agent_id))
+        .select_from(chosen.outerjoin(queues, queues.c.id == row.queue_id)
+                     .outerjoin(users, users.c.id == row.agent_id))
         .where(one_of(customers.c.id, "ids"))
-        .order_by(contacts.c.customer_id, contacts.c.created_at.desc(), contacts.c.id.desc())
+        .order_by(row.customer_id, row.created_at.desc(), row.id.desc())
     )
 
 

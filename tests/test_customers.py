@@ -33,7 +33,7 @@ from contactcenter.customers import (
 from contactcenter.errors import Conflict, InvalidInput, NotFound
 from contactcenter.phones import normalize_email, normalize_phone
 from contactcenter.storage import direct
-from contactcenter.storage.db import sessionmaker
+from contactcenter.storage.db import make_engine, sessionmaker
 from contactcenter.storage.models import (
     AuditEntry,
     Contact,
@@ -680,3 +680,25 @@ async def test_cards_read_as_rows_equal_the_cards_of_the_records(sm: Sessions) -
     assert cards == expected
     assert cards[full.id]["owners"] == [first, second]  # owned since the same moment: by id
     assert cards[bare.id]["phones"] == [] and cards[bare.id]["owners"] == []
+
+
+async def test_the_history_read_reaches_contacts_only_through_the_index(pg_url: str) -> None:
+    """PostgreSQL keeps a prepared statement's generic plan, made when the table may have
+    been nearly empty; a plan that scans all of `contacts` grows with every contact stored.
+    (SQLite plans each statement when prepared, without statistics, and keeps to the index.)"""
+    from contactcenter.customers import _HISTORIES
+
+    engine = make_engine(pg_url)
+    compiled = _HISTORIES["postgresql"].compiled(engine.dialect)
+    args = compiled.args({"ids": [1, 2, 3], "limit": 5})
+    literals = ", ".join("'{" + ",".join(map(str, a)) + "}'" if isinstance(a, list) else str(a)
+                         for a in args)
+    async with engine.connect() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+        await raw.execute("SET plan_cache_mode = force_generic_plan")
+        await raw.execute(f"PREPARE history AS {compiled.sql}")
+        plan = "\n".join(r[0] for r in await raw.fetch(f"EXPLAIN EXECUTE history({literals})"))
+        await raw.execute("DEALLOCATE history; RESET plan_cache_mode")
+    await engine.dispose()
+    assert "Seq Scan on contacts" not in plan, plan
+    assert "Index Scan Backward using ix_contacts_customer_created on contacts" in plan, plan
