@@ -56,6 +56,7 @@ from contactcenter.timeline import read_timelines
 
 _IN_PROGRESS = [s.value for s in ContactState if not s.is_final]
 MAX_BATCH = 200
+LINGER = 0.004  # seconds a batch waits to fill under load: see `_drain`
 
 
 @dataclass(frozen=True)
@@ -128,11 +129,19 @@ async def take_in(rt: Runtime, inbound: Inbound) -> Intake:
 
 
 async def _drain(rt: Runtime, batcher: IntakeBatcher) -> None:
+    # Under load (another lane is storing a batch, or more came in while this one stored its
+    # last) a batch waits LINGER to fill, so its fixed cost (a transaction, a dozen statements)
+    # is shared by more items: at 1,200 contacts/s SQLite's batches held 3.4 items without it.
+    # Idle, or one request after another, nothing waits.
+    loaded = batcher.draining > 1
     try:
         while batcher.pending:
+            if loaded and len(batcher.pending) < MAX_BATCH:
+                await asyncio.sleep(LINGER)
             batch = batcher.pending[:MAX_BATCH]
             del batcher.pending[:MAX_BATCH]
             await _store(rt, batch)
+            loaded = True  # the loop goes on only if more came in meanwhile
     finally:
         batcher.draining -= 1
 

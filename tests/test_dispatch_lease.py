@@ -1,6 +1,7 @@
-"""The leader writes a round only while it holds the routing lease: a round that stalled longer
-than half the lease's TTL asks Redis again before writing, and a node that lost the lease
-meanwhile writes nothing and stops routing."""
+"""The leader's rounds: it writes a round only while it holds the routing lease (a round that
+stalled longer than half the lease's TTL asks Redis again before writing, and a node that lost
+the lease meanwhile writes nothing and stops routing), and under load a round waits a moment
+to fill."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import pytest
 import redis.asyncio as aioredis
 from conftest import NOW, REDIS_URL
 from sqlalchemy import func, select
+from statements import recorded
 
+from contactcenter import dispatch
 from contactcenter.clock import ManualClock
 from contactcenter.contacts import Inbound, take_in
 from contactcenter.dispatch import LEASE_TTL, Dispatcher
@@ -96,6 +99,36 @@ async def test_a_round_within_half_the_lease_writes_without_asking_again(pg_url:
         contact_id = await _round_with_a_contact(rt, dispatcher, mono, LEASE_TTL)
         assert dispatcher.is_leader
         assert await _events_of(rt, contact_id) >= 1
+    finally:
+        await rt.broker.close()
+        await rt.engine.dispose()
+
+
+async def test_under_load_a_round_waits_a_moment_to_fill(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a round that read more than one input, the next starts LINGER after it at the
+    soonest (long here, so the test does not hang on the machine's speed), and so takes the
+    inputs that came meanwhile: a round's cost is shared by more of them."""
+    monkeypatch.setattr(dispatch, "LINGER", 0.5)
+    rt, dispatcher, _ = await _leader(pg_url)
+
+    async def contacts(*ns: int) -> None:
+        await asyncio.gather(*(take_in(rt, Inbound(channel="api", address=f"+86138001380{n:02d}",
+                                                    body="hi")) for n in ns))
+    try:
+        with recorded(rt.engine) as statements:
+            await contacts(1, 2)
+            await dispatcher._step()  # both contacts in one round: under load
+            await contacts(3)
+            step = asyncio.create_task(dispatcher._step())
+            await asyncio.sleep(0.05)  # that round waits to fill ...
+            await contacts(4, 5)
+            await asyncio.wait_for(step, 5)  # ... and takes these too
+            await dispatcher._step()  # finds nothing left
+        rounds = [s for s in statements if "INSERT INTO contact_events" in s]
+        assert len(rounds) == 2, rounds
+        async with rt.sessions() as session:
+            assert await session.scalar(select(func.count()).select_from(ContactEvent)) == 5
     finally:
         await rt.broker.close()
         await rt.engine.dispose()

@@ -379,6 +379,45 @@ async def test_lines_of_one_conversation_stored_at_once_start_one_contact(node: 
     assert bodies == [f"line {n}" for n in range(12)]
 
 
+async def test_under_load_an_intake_batch_waits_a_moment_to_fill(
+    pg_url: str, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An item that comes in while a batch is being stored does not go out alone at once: its
+    batch waits LINGER (long here, so the test does not hang on the machine's speed) and takes
+    the items that came meanwhile. On PostgreSQL, whose lanes let the test get an item in while
+    a batch is stored."""
+    import uuid
+
+    from conftest import REDIS_URL
+    from statements import recorded
+
+    from contactcenter import contacts
+    from contactcenter.contacts import Inbound, take_in
+
+    monkeypatch.setattr(contacts, "LINGER", 0.5)
+    node = await start_node(pg_url, REDIS_URL, f"cctest-{uuid.uuid4().hex[:8]}", clock)
+    try:
+        await add_queue(node, "support")
+
+        def item(n: int) -> Inbound:
+            return Inbound(channel="api", address=f"+86136001360{n:02d}", body=f"line {n}")
+
+        with recorded(node.rt.engine) as statements:
+            first = asyncio.ensure_future(take_in(node.rt, item(0)))
+            await asyncio.sleep(0)  # the item is pending, its drain spawned
+            await asyncio.sleep(0)  # the drain took it and waits on PostgreSQL
+            assert node.rt.intake is not None and not node.rt.intake.pending
+            rest = [asyncio.ensure_future(take_in(node.rt, item(1)))]
+            await first
+            rest += [asyncio.ensure_future(take_in(node.rt, item(n))) for n in (2, 3)]
+            taken = await asyncio.gather(*rest)
+        assert all(t.new_contact for t in taken)
+        inserts = [s for s in statements if "INSERT INTO contacts" in s]
+        assert len(inserts) == 2, inserts  # the first alone, then the other three together
+    finally:
+        await node.stop()
+
+
 async def test_a_line_in_a_known_conversation_is_that_customers(node: Node) -> None:
     """An anonymous chat has no phone or email: its later lines must not make new customers."""
     from contactcenter.contacts import Inbound, take_in
