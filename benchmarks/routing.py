@@ -796,11 +796,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # Enough agents that the pool is not the limit: an agent holds one pending offer at a time,
     # so offers/s can never pass agents / (offer-to-accept round trip), whatever the server.
     p.add_argument("--agents", type=int, default=200, help="simulated agents (capacity 5 each)")
-    # 100/s apart from 300 up: the sustained rate is the last step passed, so steps 200 apart
-    # under-reported it by up to 200/s, 15 % near the top.
+    # 100/s apart from 300 to 1,600 and 200 apart above: the sustained rate is the last step
+    # passed, so it is under-reported by up to a step (up to 200/s, 10 % at 2,000/s).
     p.add_argument("--steps",
                    default="10,20,40,80,150,300,400,500,600,700,800,900,1000,1100,1200,1300,"
-                           "1400,1500,1600,1800,2000",
+                           "1400,1500,1600,1800,2000,2200,2400,2600,2800,3000",
                    help="contact rates to try, per second, in rising order")
     p.add_argument("--step-seconds", type=float, default=5.0, help="how long each rate is held")
     p.add_argument("--backends", default="embedded,scaleout",
