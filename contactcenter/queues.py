@@ -71,6 +71,12 @@ class QueueCache:
             chosen = _select_each(await self.get(session, since=since), wanted)
         return chosen
 
+    async def is_active(self, session: AsyncSession, queue_id: int) -> bool:
+        """Whether the queue is active; a miss looks again in the database, as `select_each`."""
+        if any(q.id == queue_id for q in await self.get(session)):
+            return True
+        return any(q.id == queue_id for q in await self.get(session, since=time.monotonic()))
+
     def clear(self) -> None:
         self._read_at = float("-inf")
         self._cleared += 1

@@ -11,7 +11,7 @@ from harness import Agent, Api, Node, add_queue, add_user, login, start_node
 
 from contactcenter.clock import ManualClock
 from contactcenter.contacts import AttachmentIn, Inbound, take_in
-from contactcenter.storage.models import User
+from contactcenter.storage.models import Queue, User
 
 
 @pytest.fixture
@@ -267,6 +267,31 @@ async def test_a_supervisor_reassigns_a_live_contact_to_another_agent_or_queue(
     assert status == 409 and "wrapup" in body["error"]["message"], body
     await li.close()
     await wu.close()
+
+
+async def test_a_contact_can_be_reassigned_to_a_queue_another_node_just_added(
+    node: Node, staff: dict[str, Api]
+) -> None:
+    """Another node's new queue reaches this node's cache only when it next reads; a transfer
+    to it must not be refused meanwhile. (Added here as another node adds one: stored, and the
+    router told, but this node's cache not cleared.)"""
+    li, contact_id = await held_contact(staff)
+    boss = staff["boss"]
+    status, _ = await boss.call("POST", f"/contacts/{contact_id}/reassign",
+                                json={"queue_id": 98765})
+    assert status == 422  # the cache has been read: the queue below is not in it
+    async with node.rt.sessions.begin() as session:
+        queue = Queue(name="escalations", channels=["api"], dispositions=["resolved"])
+        session.add(queue)
+        await session.flush()
+        escalations = queue.id
+    await node.rt.broker.submit({"op": "reload"})
+    status, body = await boss.call("POST", f"/contacts/{contact_id}/reassign",
+                                   json={"queue_id": escalations})
+    assert status == 202, body
+    await li.expect("contact", contact__id=contact_id, contact__state="queued",
+                    contact__queue_id=escalations)
+    await li.close()
 
 
 EVIL_HTML = b"<script>alert(document.cookie)</script>"

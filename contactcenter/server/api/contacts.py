@@ -1,17 +1,14 @@
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactcenter.contacts import Inbound, message_public, take_in
 from contactcenter.domain import Channel, ContactState, Role
 from contactcenter.errors import Conflict, Forbidden, InvalidInput, NotFound
-from contactcenter.runtime import Runtime
 from contactcenter.screenpop import contact_summary
 from contactcenter.server.api import api
 from contactcenter.server.endpoint import Call
@@ -146,7 +143,7 @@ async def reassign(call: Call) -> dict[str, Any]:
                 raise InvalidInput(f"agent_id: no active user {b.agent_id}")
             if target.id == contact.agent_id:
                 raise Conflict(f"contact {contact.id} is already with agent {target.id}")
-        elif not await _queue_is_active(call.rt, session, b.queue_id):
+        elif not await call.rt.queue_cache.is_active(session, b.queue_id):
             raise InvalidInput(f"queue_id: no active queue {b.queue_id}")
     # The router refuses what no longer holds when it gets there (the agent ended meanwhile, the
     # queue is full); the holding agent is told, and the board shows where the contact is.
@@ -154,11 +151,3 @@ async def reassign(call: Call) -> dict[str, Any]:
                                  "contact_id": contact.id, "to_queue_id": b.queue_id,
                                  "to_agent_id": b.agent_id})
     return {"accepted": True}
-
-
-async def _queue_is_active(rt: Runtime, session: AsyncSession, queue_id: int) -> bool:
-    # A miss reads again: the queue may have been added on another node a moment ago.
-    for since in (None, time.monotonic()):
-        if queue_id in {q.id for q in await rt.queue_cache.get(session, since=since)}:
-            return True
-    return False
