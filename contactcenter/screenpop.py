@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contactcenter.customers import customer_card, customer_history
+from contactcenter.customers import customer_card, read_histories
 from contactcenter.storage import direct
 from contactcenter.storage.models import Contact, Customer, Queue
 from contactcenter.timeline import read_timelines
@@ -45,12 +45,12 @@ async def build_screen_pop(
     session: AsyncSession, contact: Contact, customer: Customer, queue: Queue | None, *,
     is_new: bool = False,
 ) -> dict[str, Any]:
-    history = pop_history(
-        await customer_history(session, customer.id, limit=HISTORY + 1), contact.id)
+    reads = direct.Reads(await session.connection())  # the history and timeline together
+    histories = read_histories(reads, [customer.id], limit=HISTORY + 1)
+    timelines = read_timelines(reads, [customer.id])
+    await reads.run()
     card = customer_card(customer)
     card["is_new"] = is_new or card.get("is_new", False)
-    timelines = await direct.read_now(await session.connection(),
-                                      lambda reads: read_timelines(reads, [customer.id]))
-    timeline = timelines[customer.id]
-    return {"contact": contact_summary(contact, queue), "customer": card, "history": history,
-            "timeline": timeline}
+    return {"contact": contact_summary(contact, queue), "customer": card,
+            "history": pop_history(histories()[customer.id], contact.id),
+            "timeline": timelines()[customer.id]}
