@@ -28,7 +28,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from routing import PG_DB, REDIS_PREFIX, REDIS_URL, prepare_scaleout
+from routing import PG_URL, REDIS_PREFIX, REDIS_URL, prepare_scaleout
 
 from contactcenter.broker.base import agent_channel
 from contactcenter.contacts import Inbound, take_in
@@ -64,7 +64,7 @@ def services_cpu() -> dict[str, float]:
 async def run(size: int, rounds: int, scaleout: bool) -> None:
     if scaleout:
         await prepare_scaleout()
-        settings = Settings(database_url=f"postgresql://postgres@127.0.0.1:5432/{PG_DB}",
+        settings = Settings(database_url=PG_URL,
                             redis_url=REDIS_URL, redis_prefix=REDIS_PREFIX, node_id="core")
     else:
         path = os.path.join(tempfile.mkdtemp(prefix="cc-core-"), "core.db")
