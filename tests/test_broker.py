@@ -11,6 +11,7 @@ import pytest
 
 from contactcenter.broker import Broker, make_broker
 from contactcenter.broker.base import Frame, agent_channel
+from contactcenter.broker.redis import RedisBroker
 from contactcenter.wire import loads
 from tests.conftest import REDIS_URL, require
 
@@ -77,3 +78,101 @@ async def test_a_batch_of_deliveries_is_numbered_per_agent_in_order(broker: Brok
         assert isinstance(frame, Frame) and loads(frame.text) == frame
     for stop in unsubscribe:
         stop()
+
+
+# -- the leader's own inputs (Redis only: the embedded broker has no other way) -----------------
+class Monotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def two_nodes() -> AsyncIterator[tuple[RedisBroker, RedisBroker, Monotonic]]:
+    """Nodes a and b on one Redis; a's lease ages by a clock the test moves."""
+    require(REDIS_URL, 6379, "Redis")
+    prefix = f"cctest-{uuid.uuid4().hex[:8]}"
+    mono = Monotonic()
+    a = RedisBroker(REDIS_URL, "node-a", prefix, monotonic=mono)
+    b = RedisBroker(REDIS_URL, "node-b", prefix)
+    await a.start()
+    await b.start()
+    yield a, b, mono
+    await a.close()
+    await b.close()
+
+
+async def _logged(broker: RedisBroker) -> int:
+    """Entries in the stream: what went through Redis."""
+    return int(await broker._redis.xlen(broker._k("inputs")))
+
+
+async def test_the_leaders_own_inputs_reach_its_router_without_the_stream(
+        two_nodes: tuple[RedisBroker, RedisBroker, Monotonic]) -> None:
+    a, b, _ = two_nodes
+    assert await a.hold_lease(5.0)
+    cursor = await a.tail_id()
+    assert await a.read_inputs(cursor, 0.01) == []
+    before = await _logged(a)
+    await a.submit_many([{"op": "n", "n": 1}, {"op": "n", "n": 2}])
+    await b.submit({"op": "r", "n": 1})  # another node's go through the stream
+    await a.submit({"op": "n", "n": 3})
+    assert await _logged(a) == before + 1
+    got = await a.read_inputs(cursor, 0.01)
+    assert [(m["op"], m["n"]) for _, m in got] == [("r", 1), ("n", 1), ("n", 2), ("n", 3)]
+    # The local ones carry the id of the last entry read: the router's cursor stays valid.
+    assert {i for i, _ in got} == {got[0][0]}
+    assert await a.read_inputs(got[-1][0], 0.01) == []
+
+
+async def test_a_waiting_router_wakes_for_its_own_input_before_its_block_ends(
+        two_nodes: tuple[RedisBroker, RedisBroker, Monotonic]) -> None:
+    a, _, _ = two_nodes
+    assert await a.hold_lease(5.0)
+    cursor = await a.tail_id()
+    await a.read_inputs(cursor, 0.01)
+    reading = asyncio.create_task(a.read_inputs(cursor, 30.0))
+    await asyncio.sleep(0.05)  # the router is in its blocking XREAD
+    await a.submit({"op": "n", "n": 1})
+    got = await asyncio.wait_for(reading, 10.0)  # woken, not the end of a 30 s block
+    assert [m["n"] for _, m in got] == [1]
+
+
+async def test_inputs_go_local_only_once_the_router_has_read_what_the_node_logged(
+        two_nodes: tuple[RedisBroker, RedisBroker, Monotonic]) -> None:
+    a, _, _ = two_nodes
+    cursor = await a.tail_id()
+    await a.submit({"op": "n", "n": 1})  # not leading yet: into the stream
+    assert await a.hold_lease(5.0)
+    await a.submit({"op": "n", "n": 2})  # leading, but 1 is unread: 2 must come after it
+    assert await _logged(a) == 2
+    got = await a.read_inputs(cursor, 0.01)
+    assert [m["n"] for _, m in got] == [1, 2]
+    await a.submit({"op": "n", "n": 3})
+    assert await _logged(a) == 2
+    assert [m["n"] for _, m in await a.read_inputs(got[-1][0], 0.01)] == [3]
+
+
+@pytest.mark.parametrize("how", ["refused", "aged", "released"])
+async def test_a_node_that_stops_leading_puts_its_unread_inputs_in_the_stream_in_order(
+        two_nodes: tuple[RedisBroker, RedisBroker, Monotonic], how: str) -> None:
+    a, b, mono = two_nodes
+    assert await a.hold_lease(5.0)
+    cursor = await a.tail_id()
+    await a.read_inputs(cursor, 0.01)
+    await a.submit_many([{"op": "n", "n": 1}, {"op": "n", "n": 2}])  # a's router never reads
+    assert await _logged(a) == 0
+    if how == "released":
+        await a.release_lease()
+    else:
+        await a._redis.delete(a._k("leader"))  # a's lease ran out in Redis
+    assert await b.hold_lease(5.0)
+    if how == "refused":
+        assert not await a.hold_lease(5.0)
+    elif how == "aged":
+        mono.now += 2.6  # a has not renewed for more than half the TTL
+    await a.submit({"op": "n", "n": 3})
+    got = await b.read_inputs(cursor, 0.01)
+    assert [m["n"] for _, m in got] == [1, 2, 3]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 
 import redis.asyncio as aioredis
 
@@ -53,8 +54,11 @@ return 0
 
 
 class RedisBroker(Broker):
-    def __init__(self, url: str, node_id: str, prefix: str = "cc") -> None:
+    def __init__(self, url: str, node_id: str, prefix: str = "cc",
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         super().__init__(node_id)
+        # Liveness of the lease, not business time; injected so a test can age it.
+        self._monotonic = monotonic
         self._redis = aioredis.from_url(url, decode_responses=True)
         # Blocking XREAD gets its own connection so it never holds up deliveries.
         self._reader = aioredis.from_url(url, decode_responses=True)
@@ -64,10 +68,20 @@ class RedisBroker(Broker):
         self._release = self._redis.register_script(_RELEASE)
         self._pubsub_task: asyncio.Task[None] | None = None
         self._pubsub = self._redis.pubsub()
-        # Inputs waiting for the next pipeline: see `submit`.
-        self._outgoing: list[tuple[str, asyncio.Future[None]]] = []
+        # Inputs waiting for the next XADD: see `submit_many`. A forwarded input (see
+        # `_forward_local`) has no caller waiting on it.
+        self._outgoing: list[tuple[str, asyncio.Future[None] | None]] = []
         self._flushing = False
         self._flusher: asyncio.Task[None] | None = None
+        self._last_added = (0, 0)  # the id of this node's latest XADD
+        # The router's side, when this node holds the lease: see `submit_many`.
+        self._lease_until = 0.0  # monotonic
+        self._local: list[Message] = []
+        self._read_pos = (0, 0)  # the last stream entry the router has read
+        self._blocked = False  # the router waits in a blocking XREAD
+        self._woken = False  # and has been sent a wake-up
+        self._wake_id = "0-0"
+        self._read_lock = asyncio.Lock()
 
     def _k(self, *parts: object) -> str:
         return ":".join([self._p, *map(str, parts)])
@@ -119,18 +133,46 @@ class RedisBroker(Broker):
         await self.submit_many([message])
 
     async def submit_many(self, messages: list[Message]) -> None:
-        """Appended in order, and durable in the stream when this returns. Concurrent calls
-        share one stream entry (a group commit): agents' commands arrive in bursts, and a
-        round trip per command, then an XADD per command, was the scale-out node's largest
-        cost. An entry's `m` is a JSON array of messages."""
+        """Appended in order. Concurrent calls share one stream entry (a group commit): agents'
+        commands arrive in bursts, and a round trip per command, then an XADD per command, was
+        the scale-out node's largest cost. An entry's `m` is a JSON array of messages.
+
+        On the node that holds the routing lease, its own inputs skip Redis: they go straight
+        to its router (`read_inputs`), as they would on the embedded broker. Durability is not
+        lost: a contact is committed before it is submitted (and a leader that dies before
+        routing it leaves it to the next one's sweep), and an agent's command dies with the
+        agent's socket on the same node. Order is kept per node: inputs go local only once the
+        router has read everything this node added to the stream, and a node that stops
+        leading forwards what its router did not read to the stream ahead of anything later."""
         if not messages:
             return
+        if self._routes_locally():
+            self._local += messages
+            if self._blocked and not self._woken:
+                self._woken = True
+                asyncio.get_running_loop().create_task(self._wake_router())
+            return
+        self._forward_local()
         future = asyncio.get_running_loop().create_future()
         self._outgoing += [(dumps(m), future) for m in messages]
+        self._start_flush()
+        await future
+
+    def _routes_locally(self) -> bool:
+        return (self._monotonic() < self._lease_until and not self._outgoing
+                and not self._flushing and self._read_pos >= self._last_added)
+
+    def _forward_local(self) -> None:
+        """What this node's router has not read goes to the stream, ahead of later inputs."""
+        if self._local:
+            local, self._local = self._local, []
+            self._outgoing[:0] = [(dumps(m), None) for m in local]
+            self._start_flush()
+
+    def _start_flush(self) -> None:
         if not self._flushing:
             self._flushing = True
             self._flusher = asyncio.get_running_loop().create_task(self._flush())
-        await future
 
     async def _flush(self) -> None:
         try:
@@ -138,15 +180,18 @@ class RedisBroker(Broker):
                 batch, self._outgoing = self._outgoing, []
                 entry = "[" + ",".join(body for body, _ in batch) + "]"
                 try:
-                    await self._redis.xadd(self._k("inputs"), {"m": entry}, maxlen=100_000,
-                                           approximate=True)
+                    added = await self._redis.xadd(self._k("inputs"), {"m": entry},
+                                                   maxlen=100_000, approximate=True)
                 except Exception as e:
+                    if any(future is None for _, future in batch):
+                        log.error("router inputs this node held were lost: %r", e)
                     for _, future in batch:
-                        if not future.done():
+                        if future is not None and not future.done():
                             future.set_exception(e)
                 else:
+                    self._last_added = _position(added)
                     for _, future in batch:
-                        if not future.done():
+                        if future is not None and not future.done():
                             future.set_result(None)
         finally:
             self._flushing = False
@@ -156,21 +201,56 @@ class RedisBroker(Broker):
         return last[0][0] if last else "0-0"
 
     async def read_inputs(self, after: str, block: float) -> list[tuple[str, Message]]:
-        got = await self._reader.xread(
-            {self._k("inputs"): after}, count=1000, block=max(1, int(block * 1000))
-        )
-        if not got:
-            return []
-        # Each entry's messages share its id: the id marks where a reader is, not a message.
-        return [(entry_id, message) for entry_id, fields in got[0][1]
-                for message in loads(fields["m"])]
+        """The stream after `after`, then this node's own inputs (see `submit_many`), which
+        carry the id of the last entry read. While the router waits in a blocking XREAD, its
+        node's first input of its own wakes it through a stream of the node's own."""
+        async with self._read_lock:
+            inputs, wake = self._k("inputs"), self._k("wake", self.node_id)
+            if self._local:
+                got = await self._reader.xread({inputs: after}, count=1000)
+            else:
+                self._blocked, self._woken = True, False
+                try:
+                    got = await self._reader.xread({inputs: after, wake: self._wake_id},
+                                                   count=1000, block=max(1, int(block * 1000)))
+                finally:
+                    self._blocked = False
+            out: list[tuple[str, Message]] = []
+            for stream, entries in got or ():
+                if stream == wake:
+                    self._wake_id = entries[-1][0]
+                    continue
+                # Each entry's messages share its id: the id marks where a reader is.
+                out += [(entry_id, message) for entry_id, fields in entries
+                        for message in loads(fields["m"])]
+                after = entries[-1][0]
+            self._read_pos = _position(after)
+            if self._local:
+                local, self._local = self._local, []
+                out += [(after, m) for m in local]
+            return out
+
+    async def _wake_router(self) -> None:
+        try:
+            await self._redis.xadd(self._k("wake", self.node_id), {"w": "1"}, maxlen=1)
+        except aioredis.RedisError:
+            log.warning("could not wake this node's router; it reads within its tick")
 
     async def hold_lease(self, ttl: float) -> bool:
-        return bool(
+        started = self._monotonic()
+        held = bool(
             await self._renew(keys=[self._k("leader")], args=[self.node_id, int(ttl * 1000)])
         )
+        # Half the TTL: a router that has not renewed by then may be stalled, and a stalled
+        # router's inputs are better in the stream, where the next leader finds them.
+        self._lease_until = started + ttl / 2 if held else 0.0
+        if not held:
+            self._forward_local()
+        return held
 
     async def release_lease(self) -> None:
+        self._lease_until = 0.0
+        self._forward_local()
         await self._release(keys=[self._k("leader")], args=[self.node_id])
 
     async def deliver(self, agent_id: int, message: Message) -> int:
@@ -220,3 +300,9 @@ class RedisBroker(Broker):
             return set()
         values = await self._redis.mget([self._k("presence", a) for a in ids])
         return {a for a, v in zip(ids, values, strict=True) if v is not None}
+
+
+def _position(stream_id: str) -> tuple[int, int]:
+    """A stream id ("1764650000000-3") as it orders."""
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
