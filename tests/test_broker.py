@@ -59,7 +59,7 @@ async def test_concurrent_submits_are_each_in_the_log_when_they_return(broker: B
 
 
 async def test_a_batch_of_deliveries_is_numbered_per_agent_in_order(broker: Broker) -> None:
-    got: dict[int, list[dict[str, object]]] = {7: [], 8: []}
+    got: dict[int, list[Frame]] = {7: [], 8: []}
     unsubscribe = [broker.subscribe(agent_channel(a), got[a].append) for a in got]
     before = {a: await broker.last_seq(a) for a in got}
     await broker.deliver_many([(7, {"type": "x", "n": 1}), (8, {"type": "x", "n": 2}),
@@ -69,15 +69,42 @@ async def test_a_batch_of_deliveries_is_numbered_per_agent_in_order(broker: Brok
         if len(got[7]) == 3 and len(got[8]) == 2:
             break
         await asyncio.sleep(0.01)
-    assert got[7] == [{"seq": before[7] + 1, "type": "x", "n": 1}, {"seq": before[7] + 2},
-                      {"seq": before[7] + 3, "type": "x", "n": 3, "body": "two\nlines"}]
-    assert [m["n"] for m in got[8]] == [2, 4]
-    assert await broker.replay(7, before[7] + 1) == got[7][1:]
-    # Each frame comes with its JSON, which the agent's socket sends as it is: the same frame.
+    assert [f.message for f in got[7]] == [
+        {"seq": before[7] + 1, "type": "x", "n": 1}, {"seq": before[7] + 2},
+        {"seq": before[7] + 3, "type": "x", "n": 3, "body": "two\nlines"}]
+    assert [f.message["n"] for f in got[8]] == [2, 4]
+    assert await broker.replay(7, before[7] + 1) == [f.message for f in got[7][1:]]
+    # Each frame comes with its JSON, which the agent's socket sends as it is, and its number
+    # and type beside it.
     for frame in got[7] + got[8]:
-        assert isinstance(frame, Frame) and loads(frame.text) == frame
+        assert isinstance(frame, Frame) and loads(frame.text) == frame.message
+        assert (frame.seq, frame.kind) == (frame.message["seq"], frame.message.get("type", ""))
     for stop in unsubscribe:
         stop()
+
+
+async def test_a_frame_carries_what_the_agents_socket_reads_of_it_beside_its_json(
+        broker: Broker) -> None:
+    """The socket tracks the agent's status and times the screen-pop without parsing frames."""
+    got: list[Frame] = []
+    unsubscribe = broker.subscribe(agent_channel(9), got.append)
+    created = "2026-12-02T03:00:00.250000+00:00"
+    await broker.deliver_many([
+        (9, {"type": "status", "status": "away", "reason": "missed 3 offers"}),
+        (9, {"type": "offer", "contact": {"id": 5, "created_at": created},
+             "history": [{"type": "sms", "note": "a b\nc"}]}),
+        (9, {"type": "contact", "contact": {"id": 5, "state": "active"}}),
+        (9, {"type": "odd type", "status": "x y"}),
+    ])
+    for _ in range(100):
+        if len(got) == 4:
+            break
+        await asyncio.sleep(0.01)
+    assert [(f.kind, f.note) for f in got] == [
+        ("status", "away"), ("offer", created), ("contact", ""), ("", "")]
+    assert got[1].message["history"] == [{"type": "sms", "note": "a b\nc"}]
+    assert [f.seq for f in got] == [got[0].seq + i for i in range(4)]
+    unsubscribe()
 
 
 # -- the leader's own inputs (Redis only: the embedded broker has no other way) -----------------

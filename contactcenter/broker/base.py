@@ -24,25 +24,57 @@ Callback = Callable[[Message], None]
 REPLAY_DEPTH = 500
 
 
-class Frame(dict[str, Any]):
-    """A message with `text`, its JSON as the broker made it (for an agent's replay buffer) or
-    received it (off Redis pub/sub): an agent's socket sends that text as it is instead of
-    encoding the message a second time. Not to be changed once made."""
+class Frame:
+    """A numbered message for one agent, as its socket sends it: `text`, its JSON, which the
+    socket sends as it is. What the socket itself reads of it comes without parsing that JSON
+    (an offer's is a whole screen-pop): `seq`, `kind` (the message's type) and `note` (a
+    status frame's status, an offer's `created_at`). Off Redis they travel beside the JSON as
+    the frame's `head` (see broker/redis.py); `message` parses the JSON when something needs
+    all of it. Not to be changed once made."""
 
-    __slots__ = ("text",)
-    text: str
+    __slots__ = ("_message", "kind", "note", "seq", "text")
+
+    def __init__(self, text: str, seq: int, kind: str, note: str,
+                 message: Message | None = None) -> None:
+        self.text, self.seq, self.kind, self.note = text, seq, kind, note
+        self._message = message
 
     @classmethod
-    def of(cls, message: Message) -> Frame:
-        frame = cls(message)
-        frame.text = dumps(frame)
-        return frame
+    def of(cls, seq: int, message: Message) -> Frame:
+        numbered = {"seq": seq, **message}
+        kind, note = _head_of(message)
+        return cls(dumps(numbered), seq, kind, note, numbered)
 
     @classmethod
-    def parse(cls, text: str) -> Frame:
-        frame = cls(loads(text))
-        frame.text = text
-        return frame
+    def parse(cls, head: str, text: str) -> Frame:
+        """From `head` (see `head`) and the numbered JSON, which starts '{"seq":N'."""
+        end = text.find(",", 7)
+        kind, _, note = head.partition("=")
+        return cls(text, int(text[7:end if end > 0 else -1]), kind, note)
+
+    @property
+    def message(self) -> Message:
+        if self._message is None:
+            self._message = loads(self.text)
+        return self._message
+
+
+def head(message: Message) -> str:
+    """What an agent's socket needs of a message, as one token: its type, "=", its note."""
+    kind, note = _head_of(message)
+    return f"{kind}={note}" if note else kind
+
+
+def _head_of(message: Message) -> tuple[str, str]:
+    kind = message.get("type")
+    kind = kind if isinstance(kind, str) and kind.isidentifier() else ""
+    note = None
+    if kind == "status":
+        note = message.get("status")
+    elif kind == "offer":
+        note = (message.get("contact") or {}).get("created_at")
+    note = note if isinstance(note, str) and note and not any(c.isspace() for c in note) else ""
+    return kind, note
 
 
 class Broker(ABC):

@@ -57,7 +57,7 @@ class MemoryBroker(Broker):
     async def deliver(self, agent_id: int, message: Message) -> int:
         seq = self._seq.get(agent_id, 0) + 1
         self._seq[agent_id] = seq
-        frame = Frame.of({"seq": seq, **message})
+        frame = Frame.of(seq, message)
         self._buffers.setdefault(agent_id, deque(maxlen=REPLAY_DEPTH)).append((seq, frame.text))
         self._fan_out(agent_channel(agent_id), frame)
         return seq

@@ -10,17 +10,17 @@ from collections.abc import Callable, Iterable
 
 import redis.asyncio as aioredis
 
-from contactcenter.broker.base import REPLAY_DEPTH, Broker, Frame, Message, agent_channel
+from contactcenter.broker.base import REPLAY_DEPTH, Broker, Frame, Message, agent_channel, head
 from contactcenter.wire import dumps, loads
 
 log = logging.getLogger(__name__)
 
 # Numbering, buffering and publishing in one script, so two nodes delivering to the same agent
 # can never hand out one sequence number twice or publish out of order. One call numbers a whole
-# batch: KEYS are (seq, buffer) per message, ARGV the replay depth, then (body, channel) each.
-# The batch goes out as one pub/sub message, a line per frame (channel, space, numbered JSON; JSON
-# as orjson writes it has no raw newline): redis-py's handling of each pub/sub message it reads
-# cost more than the frame itself.
+# batch: KEYS are (seq, buffer) per message, ARGV the replay depth, then (body, line start) each.
+# The batch goes out as one pub/sub message, a line per frame: channel, space, the frame's head
+# (Frame), space, numbered JSON (JSON as orjson writes it has no raw newline). redis-py's
+# handling of each pub/sub message it reads cost more than the frame itself.
 _DELIVER = """
 local depth = tonumber(ARGV[1])
 local seqs = {}
@@ -77,10 +77,10 @@ class RedisBroker(Broker):
         # The router's side, when this node holds the lease: see `submit_many`.
         self._lease_until = 0.0  # monotonic
         self._local: list[Message] = []
-        self._read_pos = (0, 0)  # the last stream entry the router has read
-        self._blocked = False  # the router waits in a blocking XREAD
-        self._woken = False  # and has been sent a wake-up
-        self._wake_id = "0-0"
+        self._read_after: str | None = None  # the last stream entry the router has read
+        self._read_pos = (0, 0)
+        self._reading: asyncio.Task[list[tuple[str, Message]]] | None = None
+        self._wake: asyncio.Future[None] | None = None
         self._read_lock = asyncio.Lock()
 
     def _k(self, *parts: object) -> str:
@@ -92,6 +92,7 @@ class RedisBroker(Broker):
         self._pubsub_task = asyncio.create_task(self._listen(), name="redis-pubsub")
 
     async def close(self) -> None:
+        self._stop_reading(cancel=True)
         if self._pubsub_task:
             self._pubsub_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -111,11 +112,10 @@ class RedisBroker(Broker):
                     try:
                         if kind == "message":  # a batch of agents' frames: see _DELIVER
                             for line in msg["data"].split("\n"):
-                                channel, _, text = line.partition(" ")
-                                # As the numbered JSON their socket sends.
-                                self._fan_out(channel, Frame.parse(text))
+                                channel, frame_head, text = line.split(" ", 2)
+                                self._fan_out(channel, Frame.parse(frame_head, text))
                         elif kind == "pmessage":
-                            self._fan_out(msg["channel"][strip:], Frame.parse(msg["data"]))
+                            self._fan_out(msg["channel"][strip:], loads(msg["data"]))
                     except Exception:
                         log.exception("pub/sub subscriber failed")
             except (ConnectionError, aioredis.ConnectionError):
@@ -148,9 +148,7 @@ class RedisBroker(Broker):
             return
         if self._routes_locally():
             self._local += messages
-            if self._blocked and not self._woken:
-                self._woken = True
-                asyncio.get_running_loop().create_task(self._wake_router())
+            self._wake_reader()
             return
         self._forward_local()
         future = asyncio.get_running_loop().create_future()
@@ -202,39 +200,82 @@ class RedisBroker(Broker):
 
     async def read_inputs(self, after: str, block: float) -> list[tuple[str, Message]]:
         """The stream after `after`, then this node's own inputs (see `submit_many`), which
-        carry the id of the last entry read. While the router waits in a blocking XREAD, its
-        node's first input of its own wakes it through a stream of the node's own."""
+        carry the id of the last entry read. One blocking XREAD stays outstanding between
+        calls, so a router busy with its own inputs makes no round trip to Redis to learn that
+        no other node sent any, and its own first input wakes it at once. A read that came
+        back before this call is topped up: entries may have come after it."""
         async with self._read_lock:
-            inputs, wake = self._k("inputs"), self._k("wake", self.node_id)
-            if self._local:
-                got = await self._reader.xread({inputs: after}, count=1000)
-            else:
-                self._blocked, self._woken = True, False
-                try:
-                    got = await self._reader.xread({inputs: after, wake: self._wake_id},
-                                                   count=1000, block=max(1, int(block * 1000)))
-                finally:
-                    self._blocked = False
-            out: list[tuple[str, Message]] = []
-            for stream, entries in got or ():
-                if stream == wake:
-                    self._wake_id = entries[-1][0]
-                    continue
-                # Each entry's messages share its id: the id marks where a reader is.
-                out += [(entry_id, message) for entry_id, fields in entries
-                        for message in loads(fields["m"])]
-                after = entries[-1][0]
-            self._read_pos = _position(after)
-            if self._local:
-                local, self._local = self._local, []
-                out += [(after, m) for m in local]
-            return out
+            if after != self._read_after:  # a new leadership, or another reader's cursor
+                self._stop_reading()
+                self._read_after, self._read_pos = after, _position(after)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + block
+            while True:
+                if self._reading is None:
+                    self._reading = self._start_reading(block)
+                stale = self._reading.done()
+                if not stale and not self._local:
+                    self._wake = loop.create_future()
+                    timer = loop.call_at(deadline, self._wake_reader)
+                    try:
+                        await self._wake
+                    finally:
+                        timer.cancel()
+                        self._wake = None
+                got: list[tuple[str, Message]] = []
+                if self._reading.done():
+                    reading, self._reading = self._reading, None
+                    got = reading.result()
+                    if stale:
+                        self._advance(got)
+                        got += await self._xread(0)
+                    self._advance(got)
+                if self._local:
+                    local, self._local = self._local, []
+                    got += [(self._read_after, m) for m in local]
+                if self._reading is None:
+                    self._reading = self._start_reading(block)
+                if got or loop.time() >= deadline:
+                    return got
 
-    async def _wake_router(self) -> None:
-        try:
-            await self._redis.xadd(self._k("wake", self.node_id), {"w": "1"}, maxlen=1)
-        except aioredis.RedisError:
-            log.warning("could not wake this node's router; it reads within its tick")
+    def _advance(self, got: list[tuple[str, Message]]) -> None:
+        if got:
+            self._read_after = got[-1][0]
+            self._read_pos = _position(self._read_after)
+
+    def _start_reading(self, block: float) -> asyncio.Task[list[tuple[str, Message]]]:
+        reading = asyncio.get_running_loop().create_task(
+            self._xread(max(1, int(block * 1000))))
+        reading.add_done_callback(self._read_done)
+        return reading
+
+    def _read_done(self, reading: asyncio.Task[list[tuple[str, Message]]]) -> None:
+        if reading is self._reading:  # not one forgotten for another cursor
+            self._wake_reader()
+
+    async def _xread(self, block_ms: int) -> list[tuple[str, Message]]:
+        """Entries after `_read_after`; block_ms 0 does not wait."""
+        assert self._read_after is not None
+        got = await self._reader.xread({self._k("inputs"): self._read_after}, count=1000,
+                                       block=block_ms or None)
+        if not got:
+            return []
+        # Each entry's messages share its id: the id marks where a reader is, not a message.
+        return [(entry_id, message) for entry_id, fields in got[0][1]
+                for message in loads(fields["m"])]
+
+    def _wake_reader(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    def _stop_reading(self, cancel: bool = False) -> None:
+        """Forget the outstanding XREAD. Left to end by itself (within its block) unless the
+        broker closes: cancelling a command mid-reply costs its connection."""
+        reading, self._reading = self._reading, None
+        if reading is not None:
+            reading.add_done_callback(_retrieved)
+            if cancel:
+                reading.cancel()
 
     async def hold_lease(self, ttl: float) -> bool:
         started = self._monotonic()
@@ -266,7 +307,8 @@ class RedisBroker(Broker):
         args: list[object] = [REPLAY_DEPTH]
         for agent_id, message in deliveries:
             keys += [self._k("seq", agent_id), self._k("buf", agent_id)]
-            args += [dumps(message), agent_channel(agent_id)]
+            # The "channel" a line starts with carries the frame's head too: see Frame.
+            args += [dumps(message), f"{agent_channel(agent_id)} {head(message)}"]
         args.append(self._k("frames"))
         return [int(seq) for seq in await self._deliver(keys=keys, args=args)]
 
@@ -306,3 +348,9 @@ def _position(stream_id: str) -> tuple[int, int]:
     """A stream id ("1764650000000-3") as it orders."""
     ms, _, seq = stream_id.partition("-")
     return int(ms), int(seq or 0)
+
+
+def _retrieved(task: asyncio.Task[list[tuple[str, Message]]]) -> None:
+    """A forgotten read's failure is no one's to handle: read, so it is not reported."""
+    if not task.cancelled():
+        task.exception()

@@ -53,35 +53,39 @@ class AgentSocket:
         self.ws = ws
         self.conn = uuid.uuid4().hex
         self.status = AgentStatus.AWAY.value
-        self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        # Frames as the broker numbered them, and resyncs ({"batch": [...]}) the client asked for.
+        self._outbox: asyncio.Queue[Frame | dict[str, Any]] = asyncio.Queue()
         self._sent = 0
 
     # -- outgoing ----------------------------------------------------------------------------
-    def _on_broker(self, message: dict[str, Any]) -> None:
-        if message.get("type") == "status":
-            self.status = message["status"]
-        self._outbox.put_nowait(message)
+    def _on_broker(self, frame: Frame) -> None:
+        if frame.kind == "status":
+            self.status = frame.note
+        self._outbox.put_nowait(frame)
 
     async def _sender(self) -> None:
         while True:
             item = await self._outbox.get()
-            if "batch" in item:
+            if isinstance(item, dict):
                 # A resync the client asked for goes out whole, whatever was sent before.
                 for message in item["batch"]:
                     await self._send(message)
                 self._sent = max((m.get("seq") or 0 for m in item["batch"]), default=self._sent)
                 continue
-            seq = item.get("seq")
-            if seq is not None and seq <= self._sent:
+            if item.seq <= self._sent:
                 continue  # the catch-up already carried it
             await self._send(item)
-            if seq is not None:
-                self._sent = seq
+            self._sent = item.seq
 
-    async def _send(self, message: dict[str, Any]) -> None:
-        await self.ws.send_str(message.text if isinstance(message, Frame) else dumps(message))
+    async def _send(self, message: Frame | dict[str, Any]) -> None:
+        if isinstance(message, Frame):
+            await self.ws.send_str(message.text)
+            if message.kind == "offer":
+                _observe_pop_latency(message.note)
+            return
+        await self.ws.send_str(dumps(message))
         if message.get("type") == "offer":
-            _observe_pop_latency(message)
+            _observe_pop_latency(message.get("contact", {}).get("created_at"))
 
     async def _catch_up(self, last_seq: int | None) -> list[dict[str, Any]]:
         """What a client that saw `last_seq` missed, or a snapshot when that is gone."""
@@ -250,8 +254,7 @@ def _int(m: dict[str, Any], key: str) -> int:
     return value
 
 
-def _observe_pop_latency(message: dict[str, Any]) -> None:
-    created = message.get("contact", {}).get("created_at")
+def _observe_pop_latency(created: str | None) -> None:
     if created:
         delay = time.time() - datetime.fromisoformat(created).timestamp()
         if 0 <= delay < 3600:  # a restored contact's age is not a screen-pop latency
