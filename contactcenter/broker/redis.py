@@ -40,6 +40,11 @@ redis.call('PUBLISH', ARGV[#ARGV], table.concat(lines, '\\n'))
 return seqs
 """
 
+# How long the outstanding XREAD waits in Redis: longer than the router's tick (one that came
+# back with nothing costs a top-up read in the next round, `read_inputs`), well within
+# redis-py's socket timeout (5 s), which a blocking command must not reach.
+_OUTSTANDING_READ_MS = 1000
+
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1
@@ -92,7 +97,7 @@ class RedisBroker(Broker):
         self._pubsub_task = asyncio.create_task(self._listen(), name="redis-pubsub")
 
     async def close(self) -> None:
-        self._stop_reading(cancel=True)
+        self._stop_reading()
         if self._pubsub_task:
             self._pubsub_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -211,30 +216,34 @@ class RedisBroker(Broker):
             loop = asyncio.get_running_loop()
             deadline = loop.time() + block
             while True:
-                if self._reading is None:
-                    self._reading = self._start_reading(block)
-                stale = self._reading.done()
-                if not stale and not self._local:
-                    self._wake = loop.create_future()
-                    timer = loop.call_at(deadline, self._wake_reader)
-                    try:
-                        await self._wake
-                    finally:
-                        timer.cancel()
-                        self._wake = None
                 got: list[tuple[str, Message]] = []
-                if self._reading.done():
-                    reading, self._reading = self._reading, None
-                    got = reading.result()
-                    if stale:
+                if self._reading is None or self._reading.done():
+                    # None outstanding, or it came back before this call: what is there now.
+                    if self._reading is not None:
+                        reading, self._reading = self._reading, None
+                        got = reading.result()
                         self._advance(got)
-                        got += await self._xread(0)
-                    self._advance(got)
+                    more = await self._xread(0)
+                    self._advance(more)
+                    got += more
+                else:
+                    if not self._local:
+                        self._wake = loop.create_future()
+                        timer = loop.call_at(deadline, self._wake_reader)
+                        try:
+                            await self._wake
+                        finally:
+                            timer.cancel()
+                            self._wake = None
+                    if self._reading.done():  # it came back while this call waited
+                        reading, self._reading = self._reading, None
+                        got = reading.result()
+                        self._advance(got)
                 if self._local:
                     local, self._local = self._local, []
                     got += [(self._read_after, m) for m in local]
                 if self._reading is None:
-                    self._reading = self._start_reading(block)
+                    self._reading = self._start_reading()
                 if got or loop.time() >= deadline:
                     return got
 
@@ -243,14 +252,13 @@ class RedisBroker(Broker):
             self._read_after = got[-1][0]
             self._read_pos = _position(self._read_after)
 
-    def _start_reading(self, block: float) -> asyncio.Task[list[tuple[str, Message]]]:
-        reading = asyncio.get_running_loop().create_task(
-            self._xread(max(1, int(block * 1000))))
+    def _start_reading(self) -> asyncio.Task[list[tuple[str, Message]]]:
+        reading = asyncio.get_running_loop().create_task(self._xread(_OUTSTANDING_READ_MS))
         reading.add_done_callback(self._read_done)
         return reading
 
     def _read_done(self, reading: asyncio.Task[list[tuple[str, Message]]]) -> None:
-        if reading is self._reading:  # not one forgotten for another cursor
+        if reading is self._reading:  # not one cancelled for another cursor
             self._wake_reader()
 
     async def _xread(self, block_ms: int) -> list[tuple[str, Message]]:
@@ -268,14 +276,13 @@ class RedisBroker(Broker):
         if self._wake is not None and not self._wake.done():
             self._wake.set_result(None)
 
-    def _stop_reading(self, cancel: bool = False) -> None:
-        """Forget the outstanding XREAD. Left to end by itself (within its block) unless the
-        broker closes: cancelling a command mid-reply costs its connection."""
+    def _stop_reading(self) -> None:
+        """Cancel the outstanding XREAD (its connection is dropped: a new leadership or
+        `close` is rare)."""
         reading, self._reading = self._reading, None
         if reading is not None:
             reading.add_done_callback(_retrieved)
-            if cancel:
-                reading.cancel()
+            reading.cancel()
 
     async def hold_lease(self, ttl: float) -> bool:
         started = self._monotonic()
@@ -351,6 +358,6 @@ def _position(stream_id: str) -> tuple[int, int]:
 
 
 def _retrieved(task: asyncio.Task[list[tuple[str, Message]]]) -> None:
-    """A forgotten read's failure is no one's to handle: read, so it is not reported."""
+    """A cancelled read's failure is no one's to handle: read, so it is not reported."""
     if not task.cancelled():
         task.exception()
