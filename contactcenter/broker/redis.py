@@ -17,26 +17,35 @@ log = logging.getLogger(__name__)
 
 # Numbering, buffering and publishing in one script, so two nodes delivering to the same agent
 # can never hand out one sequence number twice or publish out of order. One call numbers a whole
-# batch: KEYS are (seq, buffer) per message, ARGV the replay depth, then (body, line start) each.
-# The batch goes out as one pub/sub message, a line per frame: channel, space, the frame's head
-# (Frame), space, numbered JSON (JSON as orjson writes it has no raw newline). redis-py's
-# handling of each pub/sub message it reads cost more than the frame itself.
+# batch, given as one argument, a line per frame: agent id, space, the frame's head (Frame),
+# space, its JSON (JSON as orjson writes it has no raw newline). Packing two keys and two
+# arguments per frame was a third of the delivery's cost; the script names the keys itself, as
+# the broker does (`_k`): one Redis, not a cluster. The batch goes out as one pub/sub message,
+# a line per frame (channel, head, numbered JSON): redis-py's handling of each pub/sub message it
+# reads cost more than the frame itself.
 _DELIVER = """
-local depth = tonumber(ARGV[1])
-local seqs = {}
-local lines = {}
-for i = 1, #KEYS / 2 do
-  local seq = redis.call('INCR', KEYS[2 * i - 1])
-  local body = ARGV[2 * i]
+local depth, prefix, batch, channel = tonumber(ARGV[1]), ARGV[2], ARGV[4], ARGV[5]
+local seqs, lines = {}, {}
+local pos, n = 1, 0
+while pos <= #batch do
+  local stop = string.find(batch, '\\n', pos, true) or (#batch + 1)
+  local a = string.find(batch, ' ', pos, true)
+  local b = string.find(batch, ' ', a + 1, true)
+  local agent = string.sub(batch, pos, a - 1)
+  local body = string.sub(batch, b + 1, stop - 1)
+  local seq = redis.call('INCR', prefix .. ':seq:' .. agent)
   local numbered
   if body == '{}' then numbered = '{"seq":' .. seq .. '}'
   else numbered = '{"seq":' .. seq .. ',' .. string.sub(body, 2) end
-  redis.call('RPUSH', KEYS[2 * i], numbered)
-  redis.call('LTRIM', KEYS[2 * i], -depth, -1)
-  lines[i] = ARGV[2 * i + 1] .. ' ' .. numbered
-  seqs[i] = seq
+  local buffer = prefix .. ':buf:' .. agent
+  redis.call('RPUSH', buffer, numbered)
+  redis.call('LTRIM', buffer, -depth, -1)
+  n = n + 1
+  lines[n] = channel .. agent .. ' ' .. string.sub(batch, a + 1, b - 1) .. ' ' .. numbered
+  seqs[n] = seq
+  pos = stop + 1
 end
-redis.call('PUBLISH', ARGV[#ARGV], table.concat(lines, '\\n'))
+redis.call('PUBLISH', ARGV[3], table.concat(lines, '\\n'))
 return seqs
 """
 
@@ -310,14 +319,11 @@ class RedisBroker(Broker):
             await self._numbered(deliveries)
 
     async def _numbered(self, deliveries: list[tuple[int, Message]]) -> list[int]:
-        keys: list[str] = []
-        args: list[object] = [REPLAY_DEPTH]
-        for agent_id, message in deliveries:
-            keys += [self._k("seq", agent_id), self._k("buf", agent_id)]
-            # The "channel" a line starts with carries the frame's head too: see Frame.
-            args += [dumps(message), f"{agent_channel(agent_id)} {head(message)}"]
-        args.append(self._k("frames"))
-        return [int(seq) for seq in await self._deliver(keys=keys, args=args)]
+        batch = "\n".join(f"{agent_id} {head(message)} {dumps(message)}"
+                          for agent_id, message in deliveries)
+        seqs = await self._deliver(keys=[], args=[REPLAY_DEPTH, self._p, self._k("frames"), batch,
+                                                  agent_channel("")])
+        return [int(seq) for seq in seqs]
 
     async def replay(self, agent_id: int, after_seq: int) -> list[Message] | None:
         last = await self.last_seq(agent_id)
