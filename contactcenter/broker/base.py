@@ -73,7 +73,8 @@ def _head_of(message: Message) -> tuple[str, str]:
         note = message.get("status")
     elif kind == "offer":
         note = (message.get("contact") or {}).get("created_at")
-    note = note if isinstance(note, str) and note and not any(c.isspace() for c in note) else ""
+    # The head is a token of a line: no space, no newline.
+    note = note if isinstance(note, str) and " " not in note and "\n" not in note else ""
     return kind, note
 
 
