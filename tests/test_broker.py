@@ -203,3 +203,25 @@ async def test_a_node_that_stops_leading_puts_its_unread_inputs_in_the_stream_in
     await a.submit({"op": "n", "n": 3})
     got = await b.read_inputs(cursor, 0.01)
     assert [m["n"] for _, m in got] == [1, 2, 3]
+
+
+async def test_a_router_waiting_longer_than_the_clients_socket_timeout_still_reads() -> None:
+    """The outstanding XREAD waits less than the socket timeout the URL sets: a blocking read
+    that outlived it would fail the router's round."""
+    require(REDIS_URL, 6379, "Redis")
+    prefix = f"cctest-{uuid.uuid4().hex[:8]}"
+    a = RedisBroker(f"{REDIS_URL}?socket_timeout=0.3", "node-a", prefix)
+    b = RedisBroker(REDIS_URL, "node-b", prefix)
+    await a.start()
+    await b.start()
+    try:
+        assert await a.hold_lease(5.0)
+        cursor = await a.tail_id()
+        assert await a.read_inputs(cursor, 0.05) == []  # leaves its XREAD outstanding
+        await asyncio.sleep(0.6)  # twice the socket timeout
+        await b.submit({"op": "n", "n": 1})
+        got = await a.read_inputs(cursor, 1.0)
+        assert [m["n"] for _, m in got] == [1]
+    finally:
+        await a.close()
+        await b.close()

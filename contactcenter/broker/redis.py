@@ -50,8 +50,9 @@ return seqs
 """
 
 # How long the outstanding XREAD waits in Redis: longer than the router's tick (one that came
-# back with nothing costs a top-up read in the next round, `read_inputs`), well within
-# redis-py's socket timeout (5 s), which a blocking command must not reach.
+# back with nothing costs a top-up read in the next round, `read_inputs`), and at most half the
+# client's socket timeout (redis-py's default is 5 s; the URL may set another), which a
+# blocking command must not reach.
 _OUTSTANDING_READ_MS = 1000
 
 _RENEW = """
@@ -96,6 +97,10 @@ class RedisBroker(Broker):
         self._reading: asyncio.Task[list[tuple[str, Message]]] | None = None
         self._wake: asyncio.Future[None] | None = None
         self._read_lock = asyncio.Lock()
+        pool = self._reader.connection_pool
+        timeout = pool.connection_class(**pool.connection_kwargs).socket_timeout
+        self._read_block_ms = (_OUTSTANDING_READ_MS if timeout is None
+                               else max(1, min(_OUTSTANDING_READ_MS, int(timeout * 500))))
 
     def _k(self, *parts: object) -> str:
         return ":".join([self._p, *map(str, parts)])
@@ -262,7 +267,7 @@ class RedisBroker(Broker):
             self._read_pos = _position(self._read_after)
 
     def _start_reading(self) -> asyncio.Task[list[tuple[str, Message]]]:
-        reading = asyncio.get_running_loop().create_task(self._xread(_OUTSTANDING_READ_MS))
+        reading = asyncio.get_running_loop().create_task(self._xread(self._read_block_ms))
         reading.add_done_callback(self._read_done)
         return reading
 
