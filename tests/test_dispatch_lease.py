@@ -51,9 +51,15 @@ async def _leader(pg_url: str) -> tuple[Runtime, Dispatcher, Monotonic]:
 async def _round_with_a_contact(rt: Runtime, dispatcher: Dispatcher, mono: Monotonic,
                                 stall: float) -> int:
     """One round that reads a new contact; the liveness clock moves by `stall` while the
-    round waits for its input, as it would for a process that was not scheduled."""
-    step = asyncio.create_task(dispatcher._step())
-    await asyncio.sleep(0.05)  # the round is waiting on the input log
+    round waits for its input, as it would for a process that was not scheduled. The round
+    waits for it as long as the intake may take on a slow machine, not one tick."""
+    tick = dispatch.TICK
+    dispatch.TICK = 30.0
+    try:
+        step = asyncio.create_task(dispatcher._step())
+        await asyncio.sleep(0.05)  # the round is waiting on the input log
+    finally:
+        dispatch.TICK = tick
     mono.now += stall
     intake = await take_in(rt, Inbound(channel="api", address="+8613800138000", body="hi"))
     await asyncio.wait_for(step, 5)
