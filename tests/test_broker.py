@@ -13,7 +13,7 @@ from contactcenter.broker import Broker, make_broker
 from contactcenter.broker.base import Frame, agent_channel
 from contactcenter.broker.redis import RedisBroker
 from contactcenter.wire import loads
-from tests.conftest import REDIS_URL, require
+from tests.conftest import REDIS_URL, Monotonic, require
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -108,14 +108,6 @@ async def test_a_frame_carries_what_the_agents_socket_reads_of_it_beside_its_jso
 
 
 # -- the leader's own inputs (Redis only: the embedded broker has no other way) -----------------
-class Monotonic:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 async def two_nodes() -> AsyncIterator[tuple[RedisBroker, RedisBroker, Monotonic]]:
     """Nodes a and b on one Redis; a's lease ages by a clock the test moves."""

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 import redis.asyncio as aioredis
-from conftest import NOW, REDIS_URL
+from conftest import NOW, REDIS_URL, Monotonic
 from sqlalchemy import func, select
 from statements import recorded
 
@@ -21,16 +21,6 @@ from contactcenter.dispatch import LEASE_TTL, Dispatcher
 from contactcenter.runtime import Runtime
 from contactcenter.settings import Settings
 from contactcenter.storage.models import ContactEvent, Queue
-
-
-class Monotonic:
-    """The dispatcher's liveness clock, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def _leader(pg_url: str) -> tuple[Runtime, Dispatcher, Monotonic]:

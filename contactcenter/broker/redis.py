@@ -234,9 +234,7 @@ class RedisBroker(Broker):
                 if self._reading is None or self._reading.done():
                     # None outstanding, or it came back before this call: what is there now.
                     if self._reading is not None:
-                        reading, self._reading = self._reading, None
-                        got = reading.result()
-                        self._advance(got)
+                        got = self._take_reading()
                     more = await self._xread(0)
                     self._advance(more)
                     got += more
@@ -250,9 +248,7 @@ class RedisBroker(Broker):
                             timer.cancel()
                             self._wake = None
                     if self._reading.done():  # it came back while this call waited
-                        reading, self._reading = self._reading, None
-                        got = reading.result()
-                        self._advance(got)
+                        got = self._take_reading()
                 if self._local:
                     local, self._local = self._local, []
                     got += [(self._read_after, m) for m in local]
@@ -260,6 +256,14 @@ class RedisBroker(Broker):
                     self._reading = self._start_reading()
                 if got or loop.time() >= deadline:
                     return got
+
+    def _take_reading(self) -> list[tuple[str, Message]]:
+        """The outstanding XREAD's entries, which it has returned; the cursor moves past them."""
+        assert self._reading is not None
+        reading, self._reading = self._reading, None
+        got = reading.result()
+        self._advance(got)
+        return got
 
     def _advance(self, got: list[tuple[str, Message]]) -> None:
         if got:
