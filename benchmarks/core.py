@@ -30,14 +30,13 @@ from typing import Any
 
 from routing import PG_URL, REDIS_PREFIX, REDIS_URL, prepare_scaleout
 
-from contactcenter.broker.base import agent_channel
+from contactcenter.broker.base import Frame, agent_channel
 from contactcenter.contacts import Inbound, take_in
 from contactcenter.dispatch import Dispatcher
 from contactcenter.runtime import Runtime, tune_collector
 from contactcenter.settings import Settings
 from contactcenter.storage.db import upgrade
 from contactcenter.storage.models import Queue, User
-from contactcenter.wire import dumps
 
 AGENTS, CALLERS = 40, 200
 SERVICES = {"PostgreSQL": "postgres", "Redis": "redis-server"}  # name -> process name
@@ -89,17 +88,17 @@ async def run(size: int, rounds: int, scaleout: bool) -> None:
     wanted = 0
 
     def agent(agent_id: int) -> Any:
-        def on_frame(frame: dict[str, Any]) -> None:
-            dumps(frame)  # what the agent's socket would send
-            if frame.get("type") == "offer":
-                cid = frame["contact"]["id"]
+        def on_frame(frame: Frame) -> None:
+            # What the agent's socket reads of a frame: its head, and the contact of an update.
+            if frame.kind == "offer":
+                cid = frame.message["contact"]["id"]
                 rt.spawn(rt.broker.submit_many([
                     {"op": "accept", "agent_id": agent_id, "contact_id": cid},
                     {"op": "end", "agent_id": agent_id, "contact_id": cid},
                     {"op": "complete", "agent_id": agent_id, "contact_id": cid,
                      "disposition": "resolved", "notes": None}]))
-            elif frame.get("type") == "contact" and frame["contact"].get("state") == "closed":
-                closed.add(frame["contact"]["id"])
+            elif frame.kind == "contact" and frame.message["contact"].get("state") == "closed":
+                closed.add(frame.message["contact"]["id"])
                 if len(closed) >= wanted:
                     all_closed.set()
         return on_frame
