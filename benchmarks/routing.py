@@ -778,12 +778,11 @@ class Backend:
         # that latency counted against the rate too (a 5 s step at 0.4 s read as 93 % of its
         # target: "not sustained" though nothing fell behind), and it is judged by p99 already.
         # A server that falls behind spreads its arrivals wider, and its rate drops.
-        offered_at = [self.tracker.offered_at[c] for c in offered]
-        answered_at = [self.tracker.answered_at[c] for c in created]
-        window_posts = max(seconds, max(answered_at, default=start)
-                           - min(answered_at, default=start))
-        window_offers = max(seconds, max(offered_at, default=start)
-                            - min(offered_at, default=start))
+        def window(times: list[float]) -> float:
+            return max(seconds, max(times, default=0.0) - min(times, default=0.0))
+
+        window_posts = window([self.tracker.answered_at[c] for c in created])
+        window_offers = window([self.tracker.offered_at[c] for c in offered])
         for e in self.tracker.ws_errors[ws_errors_before:]:
             failures.append(f"agent socket error: {e.get('message')}")
         if failures:

@@ -43,7 +43,7 @@ _COMMANDS = {"accept", "reject", "end"}
 class AgentSocket:
     def __init__(
         self, rt: Runtime, user: User, ws: web.WebSocketResponse,
-        registry: dict[int, AgentSocket],
+        registry: dict[int, AgentSocket], transport: asyncio.Transport | None,
     ) -> None:
         self.rt = rt
         self.registry = registry
@@ -56,7 +56,7 @@ class AgentSocket:
         # Frames as the broker numbered them, and resyncs ({"batch": [...]}) the client asked for.
         self._outbox: asyncio.Queue[Frame | dict[str, Any]] = asyncio.Queue()
         self._sent = 0
-        self.transport: asyncio.Transport | None = None  # the socket's, once prepared
+        self.transport = transport  # the socket's, which `_send_frames` writes to itself
 
     # -- outgoing ----------------------------------------------------------------------------
     def _on_broker(self, frame: Frame) -> None:
@@ -91,24 +91,18 @@ class AgentSocket:
         call each, and a wake-up each of the agent's machine. aiohttp writes a frame at a time,
         so several are framed here (`websocket_frames`); one goes through aiohttp."""
         if len(frames) == 1:
-            await self._send(frames[0])
-            return
-        if not frames:
-            return
-        transport = self.transport
-        if transport is None or transport.is_closing() or self.ws.closed:
-            raise ConnectionResetError("the agent's socket is closed")
-        transport.write(websocket_frames([f.text for f in frames]))
+            await self.ws.send_str(frames[0].text)
+        elif frames:
+            transport = self.transport
+            if transport is None or transport.is_closing() or self.ws.closed:
+                raise ConnectionResetError("the agent's socket is closed")
+            transport.write(websocket_frames([f.text for f in frames]))
         for f in frames:
             if f.kind == "offer":
                 _observe_pop_latency(f.note)
 
-    async def _send(self, message: Frame | dict[str, Any]) -> None:
-        if isinstance(message, Frame):
-            await self.ws.send_str(message.text)
-            if message.kind == "offer":
-                _observe_pop_latency(message.note)
-            return
+    async def _send(self, message: dict[str, Any]) -> None:
+        """A message the socket itself made (a catch-up's, a resync's), not yet encoded."""
         await self.ws.send_str(dumps(message))
         if message.get("type") == "offer":
             _observe_pop_latency(message.get("contact", {}).get("created_at"))
@@ -313,9 +307,7 @@ async def agent_ws(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(heartbeat=rt.settings.heartbeat_seconds, max_msg_size=1 << 20,
                                compress=False)
     await ws.prepare(request)
-    sock = AgentSocket(rt, user, ws, request.app[AGENT_SOCKETS])
-    sock.transport = request.transport
-    await sock.run(last_seq)
+    await AgentSocket(rt, user, ws, request.app[AGENT_SOCKETS], request.transport).run(last_seq)
     return ws
 
 
