@@ -92,3 +92,49 @@ async def test_the_log_is_copied_back_by_a_checkpoint_off_the_loop_not_by_a_comm
     cur = await conn.execute("SELECT count(*), sum(length(b)) FROM t")
     assert await cur.fetchone() == (29, 29 * 200_000)
     await conn.close()
+
+
+
+@pytest.mark.parametrize(("restart_frames", "started_over"), [(10, True), (100_000, False)])
+async def test_a_checkpoint_of_a_long_log_lets_the_next_write_start_it_over(
+        tmp_path, restart_frames: int, started_over: bool) -> None:
+    """Under steady load a PASSIVE checkpoint never catches up (a reader holds an older
+    snapshot, the loop commits meanwhile), and SQLite starts the log over only after one did:
+    the log grew without end. Past `restart_frames` frames the checkpoint waits a moment for
+    readers (RESTART) and copies it all back; the next write then starts the log over."""
+    db = tmp_path / "r.db"
+    conn = await connector(str(db), checkpoint_every=1_000_000, restart_frames=restart_frames)()
+    await conn.execute("PRAGMA journal_mode=WAL")
+    await conn.execute("CREATE TABLE t (b BLOB)")
+    await conn.commit()
+
+    async def write(times: int) -> None:
+        for _ in range(times):  # ~13 pages each
+            await conn.execute("INSERT INTO t VALUES (?)", (os.urandom(50_000),))
+            await conn.commit()
+
+    def frames() -> int:
+        probe = sqlite3.connect(db)
+        try:
+            return probe.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+        finally:
+            probe.close()
+
+    await write(5)
+    reader = sqlite3.connect(db, check_same_thread=False)
+    reader.execute("BEGIN")
+    assert reader.execute("SELECT count(*) FROM t").fetchone() == (5,)  # a snapshot held
+    await write(5)
+    before = frames()
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.01, reader.commit)  # the reader finishes while the checkpoint runs
+    await loop.run_in_executor(None, conn._checkpoints._checkpoint)  # type: ignore[union-attr]
+    reader.close()
+    await write(1)
+    if started_over:
+        assert frames() < 20  # the last write's pages only
+    else:
+        assert frames() > before
+    cur = await conn.execute("SELECT count(*) FROM t")
+    assert await cur.fetchone() == (11,)
+    await conn.close()

@@ -8,8 +8,8 @@ SQLite, were the cost. Here each call runs where it is made and returns at once.
 Run in place, a statement that waits for SQLite's write lock would freeze the loop, and with it
 the very transaction holding the lock. So the connection's own busy timeout is zero and a busy
 statement is retried here after an asyncio sleep, with the loop free meanwhile. That retry is
-what SQLite's busy handler does: under Python's implicit transactions the first write of a
-transaction is the statement that takes the lock, before it has read anything. A stale snapshot
+what SQLite's busy handler does: Python's implicit transactions begin (IMMEDIATE, taking the
+lock) just before a transaction's first write, before it has read anything. A stale snapshot
 (SQLITE_BUSY_SNAPSHOT) cannot be cured by waiting and fails at once, as with the busy handler.
 
 The price: a long query holds the loop for its whole run. The hot path's statements take
@@ -34,6 +34,11 @@ T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
+# Log frames (pages) past which a checkpoint also tries to start the log over: ~16 MB.
+RESTART_FRAMES = 4000
+# How long that checkpoint waits for the loop's writer of the moment, in milliseconds.
+RESTART_WAIT_MS = 50
+
 # SQLITE_BUSY and SQLITE_BUSY_RECOVERY: another connection holds the lock for now.
 _WAIT_AND_RETRY = {sqlite3.SQLITE_BUSY, 261}
 
@@ -45,10 +50,23 @@ class _Checkpoints:
     A PASSIVE checkpoint neither waits for nor blocks the loop's readers and writers; it copies
     what no reader still needs, and a later one copies the rest. sqlite3 lets go of the GIL
     while SQLite works, so the copying and its fsync run beside the loop, not in it.
+
+    Copied back is not started over: SQLite writes the log from its start again only when a
+    write begins with every frame already copied, which under steady load never happens (the
+    loop commits while the worker copies). The log then grew without end, 1.6 GB in 80 s at
+    1,500 contacts/s, and the server's CPU per contact with it (docs/benchmarks.md). So once
+    the log holds `restart_frames` frames, a RESTART checkpoint follows the PASSIVE one: it
+    waits up to RESTART_WAIT_MS for the writer of the moment and for older readers, copies the
+    rest back with the write lock held (the loop's writers retry meanwhile, a few ms), and the
+    next write starts the log over; if the wait runs out it gives up, to try again next time.
+    The loop's transactions begin IMMEDIATE, so a writer that meets this lock waits holding no
+    snapshot that the checkpoint would in turn wait for.
     """
 
-    def __init__(self, path: str, commits: int, seconds: float = 10.0) -> None:
+    def __init__(self, path: str, commits: int, seconds: float = 10.0,
+                 restart_frames: int = RESTART_FRAMES) -> None:
         self._path = path
+        self._restart_frames = restart_frames
         self._every, self._seconds = commits, seconds
         self._commits = 0
         self._since = time.monotonic()
@@ -70,7 +88,10 @@ class _Checkpoints:
         try:
             conn = sqlite3.connect(self._path, timeout=0)
             try:
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                if frames >= self._restart_frames:
+                    conn.execute(f"PRAGMA busy_timeout = {RESTART_WAIT_MS}")
+                    conn.execute("PRAGMA wal_checkpoint(RESTART)")
             finally:
                 conn.close()
         except Exception as e:
@@ -211,16 +232,18 @@ class Connection:
             self._conn.close()
 
 
-def connector(path: str, busy_seconds: float = 30.0,
-              checkpoint_every: int = 100) -> Callable[[], Any]:
+def connector(path: str, busy_seconds: float = 30.0, checkpoint_every: int = 100,
+              restart_frames: int = RESTART_FRAMES) -> Callable[[], Any]:
     """The `async_creator` for `create_async_engine`: one in-place connection per call."""
 
     # An in-memory database has no log to copy, and a second connection would not see it.
-    checkpoints = None if path in ("", ":memory:") else _Checkpoints(path, checkpoint_every)
+    checkpoints = (None if path in ("", ":memory:")
+                   else _Checkpoints(path, checkpoint_every, restart_frames=restart_frames))
 
     async def connect() -> Connection:
         # check_same_thread=False: SQLAlchemy may close a pooled connection from its GC hook.
-        conn = sqlite3.connect(path, timeout=0, check_same_thread=False)
+        conn = sqlite3.connect(path, timeout=0, check_same_thread=False,
+                               isolation_level="IMMEDIATE")
         conn.execute("PRAGMA wal_autocheckpoint=0")  # `_Checkpoints` does it, off the loop
         return Connection(conn, busy_seconds, checkpoints)
 
