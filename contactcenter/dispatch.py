@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 LEASE_TTL = 5.0
 TICK = 0.2
-LINGER = 0.004  # seconds: the shortest round under load (`Dispatcher._step`)
+LINGER = 0.010  # seconds: the shortest round under load (`Dispatcher._step`)
 STATS_EVERY = 1.0
 PRESENCE_EVERY = 2.0
 SWEEP_EVERY = 30.0
