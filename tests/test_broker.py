@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from contactcenter.broker import Broker, make_broker
-from contactcenter.broker.base import Frame, agent_channel
+from contactcenter.broker.base import REPLAY_DEPTH, Frame, agent_channel
 from contactcenter.broker.redis import RedisBroker
 from contactcenter.wire import loads
 from tests.conftest import REDIS_URL, Monotonic, require
@@ -81,6 +81,19 @@ async def test_a_batch_of_deliveries_is_numbered_per_agent_in_order(broker: Brok
         assert (frame.seq, frame.kind) == (frame.message["seq"], frame.message.get("type", ""))
     for stop in unsubscribe:
         stop()
+
+
+async def test_one_agents_batch_longer_than_its_replay_buffer_keeps_the_latest_in_order(
+        broker: Broker) -> None:
+    before = await broker.last_seq(9)
+    n = REPLAY_DEPTH * 2 + 200
+    await broker.deliver_many([(9, {"type": "x", "n": i}) for i in range(n)]
+                              + [(10, {"type": "x", "n": -1})])
+    assert await broker.last_seq(9) == before + n
+    kept = await broker.replay(9, before + n - REPLAY_DEPTH)
+    assert kept is not None and [(m["seq"], m["n"]) for m in kept] == [
+        (before + i + 1, i) for i in range(n - REPLAY_DEPTH, n)]
+    assert await broker.replay(9, before) is None  # trimmed: the socket sends a snapshot
 
 
 async def test_a_frame_carries_what_the_agents_socket_reads_of_it_beside_its_json(
