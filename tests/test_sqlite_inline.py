@@ -94,7 +94,6 @@ async def test_the_log_is_copied_back_by_a_checkpoint_off_the_loop_not_by_a_comm
     await conn.close()
 
 
-
 @pytest.mark.parametrize(("restart_frames", "started_over"), [(10, True), (100_000, False)])
 async def test_a_checkpoint_of_a_long_log_lets_the_next_write_start_it_over(
         tmp_path, restart_frames: int, started_over: bool) -> None:
@@ -114,6 +113,8 @@ async def test_a_checkpoint_of_a_long_log_lets_the_next_write_start_it_over(
             await conn.commit()
 
     def frames() -> int:
+        # The frames in the log; a PASSIVE checkpoint is how SQLite tells, and it copies what
+        # it can as the worker's would, so it changes nothing either case depends on.
         probe = sqlite3.connect(db)
         try:
             return probe.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]

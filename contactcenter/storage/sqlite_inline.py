@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 # Log frames (pages) past which a checkpoint also tries to start the log over: ~16 MB.
 RESTART_FRAMES = 4000
-# How long that checkpoint waits for the loop's writer of the moment, in milliseconds.
+# How long that checkpoint waits for the writer of the moment and older readers, in ms.
 RESTART_WAIT_MS = 50
 
 # SQLITE_BUSY and SQLITE_BUSY_RECOVERY: another connection holds the lock for now.
