@@ -68,7 +68,8 @@ def offers(effects: list[Effect]) -> list[tuple[int, int | None]]:
 def serve_all(router: Router, agent_id: int, now: float) -> list[int]:
     """Let one agent accept and complete everything it is offered; the order served."""
     order = []
-    while (cid := router.offer_of(agent_id)) is not None:
+    while pending := router.offers_of(agent_id):
+        cid = pending[0]
         order.append(cid)
         router.accept(agent_id, cid, now)
         router.complete(agent_id, cid, "resolved", now)
@@ -176,13 +177,48 @@ def test_default_capacity_per_channel(channel: str, waiting: int, concurrent: in
     for cid in range(1, waiting + 1):
         router.enqueue(contact(cid, T + cid, channel=channel), T + cid)
     available(router, agent(1), T + 10)
-    accepted = 0
-    while (cid := router.offer_of(1)) is not None:  # one outstanding offer at a time
+    # Every free slot is offered at once: the agent need not answer one to see the next.
+    assert len(router.offers_of(1)) == concurrent
+    for cid in router.offers_of(1):
         router.accept(1, cid, T + 10)
-        accepted += 1
-    assert accepted == concurrent
     assert router.agent_load(1) == {channel: concurrent}
     assert router.waiting(1) == waiting - concurrent
+
+
+def test_pending_offers_spread_over_idle_agents_before_doubling_up() -> None:
+    router = make_router()
+    available(router, agent(1), T)
+    available(router, agent(2), T + 1)
+    effects: list[Effect] = []
+    for cid in range(1, 6):
+        effects += router.enqueue(contact(cid, T + 2, channel="chat"), T + 2)
+    # Each holds nothing at first, so each gets one before either gets a second; among agents
+    # already holding something the one idle longer (1) comes first until full (chat: 3).
+    assert offers(effects) == [(1, 1), (2, 2), (3, 1), (4, 1), (5, 2)]
+    assert router.offers_of(1) == [1, 3, 4] and router.agent_load(1) == {"chat": 3}
+    assert router.offers_of(2) == [2, 5]
+
+
+def test_answering_one_of_several_offers_leaves_the_others_pending() -> None:
+    router = make_router()
+    available(router, agent(1), T)
+    for cid in (1, 2):
+        router.enqueue(contact(cid, T, channel="chat"), T)
+    router.accept(1, 2, T + 1)
+    assert router.offers_of(1) == [1]
+    router.reject(1, 1, T + 2)
+    assert router.offers_of(1) == [] and router.agent_load(1) == {"chat": 1}
+    assert router.contact_state(1) is ContactState.QUEUED
+
+
+def test_voice_offers_one_call_at_a_time() -> None:
+    router = make_router()
+    available(router, agent(1), T)
+    for cid in (1, 2):
+        router.enqueue(contact(cid, T), T)
+    assert router.offers_of(1) == [1]
+    assert offers(router.accept(1, 1, T + 1)) == []
+    assert offers(router.complete(1, 1, "resolved", T + 2)) == [(2, 1)]
 
 
 def test_channels_are_independent_and_missing_channel_means_none() -> None:
@@ -203,7 +239,7 @@ def test_capacity_freed_on_complete_takes_next() -> None:
     router.enqueue(contact(2, T + 1), T + 1)
     router.accept(1, 1, T + 2)
     router.end(1, 1, T + 3)
-    assert router.offer_of(1) is None  # wrap-up still holds the voice slot
+    assert router.offers_of(1) == []  # wrap-up still holds the voice slot
     assert offers(router.complete(1, 1, "resolved", T + 4)) == [(2, 1)]
 
 
@@ -241,7 +277,7 @@ def test_going_away_keeps_pending_offer_until_answered() -> None:
     available(router, agent(1), T)
     router.enqueue(contact(1), T)
     router.set_status(1, AgentStatus.AWAY, T + 1)
-    assert router.offer_of(1) == 1
+    assert router.offers_of(1) == [1]
     router.accept(1, 1, T + 2)
     assert router.contact_state(1) is ContactState.ACTIVE
 
@@ -332,7 +368,7 @@ def test_idle_clock_restarts_only_when_load_drops_to_zero() -> None:
     router.accept(1, 1, T + 3)
     router.accept(2, 2, T + 3)
     router.enqueue(contact(3, channel="chat"), T + 4)  # longest idle still agent 1
-    assert router.offer_of(1) == 3
+    assert router.offers_of(1) == [3]
     router.accept(1, 3, T + 5)
     router.complete(1, 1, "resolved", T + 6)  # 1 still has a chat: keeps its place
     assert offers(router.enqueue(contact(4, channel="chat"), T + 7)) == [(4, 1)]
@@ -398,7 +434,7 @@ def test_offer_timeout_goes_to_next_agent() -> None:
     available(router, agent(1), T)
     available(router, agent(2), T + 1)
     router.enqueue(contact(1), T + 2)
-    assert router.offer_of(1) == 1
+    assert router.offers_of(1) == [1]
     assert router.tick(T + 16.9) == []
     effects = router.tick(T + 17)
     timeout, offered = events(effects)
@@ -412,7 +448,7 @@ def test_offer_timeout_goes_to_next_agent() -> None:
         2,
         {"expires_at": T + 32, "wait": 15.0},
     )
-    assert router.offer_of(1) is None
+    assert router.offers_of(1) == []
 
 
 def _miss(router: Router, now: float) -> list[Effect]:
@@ -431,6 +467,29 @@ def test_three_consecutive_misses_put_agent_away() -> None:
     assert effects[-1] == AgentStatusChanged(1, AgentStatus.AWAY, T + 75, "missed-offers")
     assert offers(router.tick(T + 200)) == []
     assert router.contact_state(1) is ContactState.QUEUED
+
+
+def test_several_offers_missed_at_once_count_one_miss_each() -> None:
+    router = make_router()
+    available(router, agent(1), T)
+    for cid in (1, 2, 3):
+        router.enqueue(contact(cid, T, channel="chat"), T)
+    effects = router.tick(T + 15)
+    timed_out = [e.contact_id for e in events(effects, EventKind.OFFER_TIMEOUT)]
+    assert timed_out == [1, 2, 3]
+    assert effects[-1] == AgentStatusChanged(1, AgentStatus.AWAY, T + 15, "missed-offers")
+    assert router.offers_of(1) == [] and router.agent_load(1) == {}
+
+
+def test_two_missed_offers_of_three_leave_the_agent_available() -> None:
+    router = make_router()
+    available(router, agent(1), T)
+    for cid in (1, 2, 3):
+        router.enqueue(contact(cid, T, channel="chat"), T)
+    router.accept(1, 2, T + 1)
+    effects = router.tick(T + 15)
+    assert [e.contact_id for e in events(effects, EventKind.OFFER_TIMEOUT)] == [1, 3]
+    assert router.agent_status(1) is AgentStatus.AVAILABLE
 
 
 @pytest.mark.parametrize(
@@ -507,6 +566,20 @@ def test_disconnect_revokes_offer_and_reroutes() -> None:
     )
     assert offers(effects) == [(1, 2)]
     assert router.disconnect(1, T + 4) == []  # idempotent
+
+
+def test_disconnect_revokes_every_pending_offer() -> None:
+    router = make_router()
+    available(router, agent(1), T)
+    for cid in (1, 2):
+        router.enqueue(contact(cid, T, channel="chat"), T)
+    router.accept(1, 1, T + 1)
+    router.enqueue(contact(3, T + 1, channel="chat"), T + 1)
+    effects = router.disconnect(1, T + 2)
+    revoked = [(e.contact_id, e.data["reason"]) for e in events(effects, EventKind.REJECTED)]
+    assert revoked == [(2, "disconnected"), (3, "disconnected")]
+    assert router.agent_load(1) == {"chat": 1}  # the accepted chat stays theirs
+    assert router.contact_state(2) is router.contact_state(3) is ContactState.QUEUED
 
 
 def test_disconnect_keeps_active_contacts_and_reconnect_keeps_them() -> None:
@@ -720,7 +793,7 @@ def test_customer_left(
     )
     assert router.waiting(1) == 0
     if state == "offered":
-        assert router.offer_of(1) is None
+        assert router.offers_of(1) == []
         assert router.agent_load(1) == {}
 
 
@@ -764,7 +837,7 @@ def test_restore_after_restart() -> None:
     assert router.agent_load(7) == {"chat": 2}
     # Voice contacts 1 and 2 first (older), one at a time: agent 7 has voice capacity 1.
     available(router, agent(7), T + 101)
-    assert router.offer_of(7) == 1
+    assert router.offers_of(7) == [1]
     accepted = events(router.accept(7, 1, T + 101))[0]
     assert accepted.data == {"wait": 101.0}  # queued_at defaults to entered_at
     router.complete(7, 1, "resolved", T + 102)
@@ -783,7 +856,7 @@ def test_restore_emits_nothing_until_tick() -> None:
     router = make_router()
     available(router, agent(1), T)
     router.restore(contact(1), ContactState.QUEUED, None, T)
-    assert router.offer_of(1) is None
+    assert router.offers_of(1) == []
     assert offers(router.tick(T)) == [(1, 1)]
 
 

@@ -100,14 +100,12 @@ class RouterMachine(RuleBasedStateMachine):
                 out[c.spec.channel] = out.get(c.spec.channel, 0) + 1
         return out
 
-    def offer_of(self, agent_id: int) -> int | None:
-        held = [
+    def offers_of(self, agent_id: int) -> list[int]:
+        return sorted(
             cid
             for cid, c in self.contacts.items()
             if c.agent == agent_id and c.state is ContactState.OFFERED
-        ]
-        assert len(held) <= 1, f"agent {agent_id} has several offers: {held}"
-        return held[0] if held else None
+        )
 
     def unanswered(self, queue_id: int) -> list[MContact]:
         return [
@@ -122,7 +120,7 @@ class RouterMachine(RuleBasedStateMachine):
 
     def eligible(self, agent_id: int, c: MContact, now: float) -> bool:
         a = self.agents.get(agent_id)
-        if a is None or a.status is not AgentStatus.AVAILABLE or self.offer_of(agent_id):
+        if a is None or a.status is not AgentStatus.AVAILABLE:
             return False
         if self.load(agent_id).get(c.spec.channel, 0) >= a.spec.capacity.get(c.spec.channel, 0):
             return False
@@ -442,7 +440,7 @@ class RouterMachine(RuleBasedStateMachine):
         # can take a channel: both must follow every change.
         r = self.router
         for agent_id, a in r._agents.items():
-            open_ = a.status is AgentStatus.AVAILABLE and a.offer is None
+            open_ = a.status is AgentStatus.AVAILABLE
             room = {ch for ch, cap in a.spec.capacity.items() if a.load.get(ch, 0) < cap}
             expected = room if open_ else set()
             assert a.free_on == expected
@@ -458,7 +456,7 @@ class RouterMachine(RuleBasedStateMachine):
             load = self.load(agent_id)
             assert self.router.agent_status(agent_id) is a.status
             assert self.router.agent_load(agent_id) == load
-            assert self.router.offer_of(agent_id) == self.offer_of(agent_id)
+            assert self.router.offers_of(agent_id) == self.offers_of(agent_id)
             for channel, n in load.items():
                 assert n <= a.spec.capacity.get(channel, 0), f"agent {agent_id} over capacity"
             if a.status is AgentStatus.AVAILABLE:

@@ -88,28 +88,44 @@ async def test_offer_carries_screen_pop_and_contact_runs_to_wrapup(
     await agent.close()
 
 
+async def test_an_agent_with_free_slots_is_offered_several_contacts_at_once(
+    node: Node, integration: Api
+) -> None:
+    await add_queue(node, "support")
+    agent = await connect_agent(node, "li", capacity={"api": 2})
+    await agent.available()
+    posted = [await integration.post_contact(f"+861380013800{i}", f"q{i}") for i in range(3)]
+    offers = [await agent.expect("offer") for _ in range(2)]
+    assert sorted(o["contact"]["id"] for o in offers) == [posted[0]["id"], posted[1]["id"]]
+    await agent.nothing_for(0.3)  # both slots are taken by offers: the third waits
+    await agent.send(type="reject", contact_id=posted[0]["id"])
+    again = await agent.expect("offer")  # the freed slot takes the next one, not the rejected
+    assert again["contact"]["id"] == posted[2]["id"]
+    await agent.close()
+
+
 async def test_frames_of_one_round_reach_the_agent_each_whole_and_in_order(
     node: Node, integration: Api
 ) -> None:
     """Accept, end and wrap-up sent at once are answered in one round, with the next offer
-    (made as the accept frees the agent's one pending offer): the socket writes such frames
-    together (`websocket_frames`), and the client still reads each as its own message,
-    numbered one after the other."""
+    (made as the wrap-up frees the agent's one slot): the socket writes such frames together
+    (`websocket_frames`), and the client still reads each as its own message, numbered one
+    after the other."""
     await add_queue(node, "support")
-    agent = await connect_agent(node, "li")
+    agent = await connect_agent(node, "li", capacity={"api": 1})
     await agent.available()
     first = await integration.post_contact("+8613800138000", "first")
     offer = await agent.expect("offer")
     assert offer["contact"]["id"] == first["id"]
     second = await integration.post_contact("+8613800138001", "second")
-    await agent.nothing_for(0.3)  # the agent holds one offer at a time: the second waits
+    await agent.nothing_for(0.3)  # the agent's one slot is taken: the second waits
     for command in ({"type": "accept"}, {"type": "end"},
                     {"type": "wrapup", "disposition": "resolved"}):
         await agent.send(**command, contact_id=first["id"])
     answers = [await agent.recv() for _ in range(4)]
     assert [(m["type"], m["contact"]["id"], m["contact"].get("state")) for m in answers] == [
-        ("contact", first["id"], "active"), ("offer", second["id"], "offered"),
-        ("contact", first["id"], "wrapup"), ("contact", first["id"], "closed")]
+        ("contact", first["id"], "active"), ("contact", first["id"], "wrapup"),
+        ("contact", first["id"], "closed"), ("offer", second["id"], "offered")]
     assert [m["seq"] for m in answers] == list(range(offer["seq"] + 1, offer["seq"] + 5))
     await agent.close()
 

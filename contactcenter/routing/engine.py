@@ -146,7 +146,7 @@ class _Agent:
     status: AgentStatus
     idle_since: float
     missed: int = 0
-    offer: int | None = None
+    offers: set[int] = field(default_factory=set)  # pending: offered, not yet answered
     load: dict[str, int] = field(default_factory=dict)
     free_on: frozenset[str] = frozenset()  # the channels of `Router._free_on` it is in
     id: int = field(init=False)  # the spec's, which never changes: read on every step
@@ -191,9 +191,15 @@ _OFFER, _WRAPUP, _WAKE = "offer", "wrapup", "wake"
 class Router:
     """Agents, queues and contacts in memory; every mutating call returns its effects.
 
+    An offer counts against the agent's capacity on its channel as an active contact does, and
+    an agent may hold as many pending offers as that leaves room for: a chat agent with three
+    free slots can be offered three chats in one dispatch, a voice agent (capacity 1) one call.
+    Waiting for each answer before the next offer would cap what an agent can take at one
+    contact per round trip to its console, whatever its capacity.
+
     Agents start AWAY on connect. An agent who goes AWAY keeps its contacts and its pending
-    offer: the offer is answered or times out like any other (revoking it would add a second
-    path for the same outcome). Agents who disconnect lose their pending offer but keep their
+    offers: each is answered or times out like any other (revoking them would add a second
+    path for the same outcome). Agents who disconnect lose their pending offers but keep their
     active and wrap-up contacts, which still count against their capacity.
 
     The adapter must call `tick(now)` regularly (e.g. every second, or at `next_deadline()`):
@@ -217,7 +223,7 @@ class Router:
         self._ready: dict[tuple[int, str], SortedList] = {}
         self._ready_for_agent: SortedList = SortedList()
         self._n_ready = 0  # QUEUED contacts in all of those lists
-        # Agents who could take *something*: AVAILABLE, no pending offer, some free capacity.
+        # Agents who could take *something*: AVAILABLE with some free capacity.
         # When empty, dispatch is a no-op, which keeps it cheap on busy days.
         self._free: set[int] = set()
         # The same, per channel with room on it: finding who can take a voice call does not
@@ -282,8 +288,8 @@ class Router:
             return []
         a.status = AgentStatus.OFFLINE
         out: list[Effect] = [AgentStatusChanged(a.id, a.status, now, "disconnected")]
-        if a.offer is not None:
-            c = self._contacts[a.offer]
+        for contact_id in sorted(a.offers):
+            c = self._contacts[contact_id]
             # No cool-down: the agent is gone, and comes back AWAY anyway.
             self._withdraw_offer(c, a, now, restart_idle=False)
             self._emit(out, EventKind.REJECTED, c, now, a.id, reason="disconnected")
@@ -387,7 +393,7 @@ class Router:
     def accept(self, agent_id: int, contact_id: int, now: float) -> list[Effect]:
         c = self._offered_to(agent_id, contact_id)
         a = self._agents[agent_id]
-        a.offer = None
+        a.offers.discard(c.id)
         a.missed = 0
         c.state = ContactState.ACTIVE
         c.deadline = c.timer = None
@@ -441,7 +447,7 @@ class Router:
             agent_id = c.agent_id
             if c.state is ContactState.OFFERED:
                 a = self._holder(c)
-                a.offer = None
+                a.offers.discard(c.id)
                 # Not the agent's doing, so it keeps its place in the idle order.
                 self._detach(a, c, now, restart_idle=False)
             else:
@@ -560,8 +566,9 @@ class Router:
         c = self._contacts.get(contact_id)
         return None if c is None else c.state
 
-    def offer_of(self, agent_id: int) -> int | None:
-        return self._agent(agent_id).offer
+    def offers_of(self, agent_id: int) -> list[int]:
+        """The agent's pending offers, lowest contact id first."""
+        return sorted(self._agent(agent_id).offers)
 
     def agents(self) -> list[int]:
         return sorted(self._agents)
@@ -667,7 +674,7 @@ class Router:
 
     def _refresh(self, a: _Agent) -> None:
         """Keep the free-agent sets right after any change to the agent."""
-        if a.status is AgentStatus.AVAILABLE and a.offer is None:
+        if a.status is AgentStatus.AVAILABLE:
             load = a.load
             now_on = frozenset([ch for ch, cap in a.spec.capacity.items()
                                 if load.get(ch, 0) < cap])
@@ -739,7 +746,7 @@ class Router:
         heapq.heappush(self._timers, (at, self._seq, _WAKE, -1))
 
     def _withdraw_offer(self, c: _Contact, a: _Agent, now: float, *, restart_idle: bool) -> None:
-        a.offer = None
+        a.offers.discard(c.id)
         self._detach(a, c, now, restart_idle=restart_idle)
         self._make_ready(c)
 
@@ -890,7 +897,7 @@ class Router:
         q = self._queues[c.queue_id]
         self._unready(c)
         c.state = ContactState.OFFERED
-        a.offer = c.id
+        a.offers.add(c.id)
         self._attach(a, c)
         self._set_timer(c, _OFFER, now + q.spec.offer_timeout)
         q.rr_last = a.id
