@@ -199,11 +199,16 @@ def test_pending_offers_spread_over_idle_agents_before_doubling_up() -> None:
     assert router.offers_of(2) == [2, 5]
 
 
+def offered_chats(router: Router, *contact_ids: int) -> None:
+    """One agent (1) available, then these chats arrive at T: all offered to it at once."""
+    available(router, agent(1), T)
+    for cid in contact_ids:
+        router.enqueue(contact(cid, T, channel="chat"), T)
+
+
 def test_answering_one_of_several_offers_leaves_the_others_pending() -> None:
     router = make_router()
-    available(router, agent(1), T)
-    for cid in (1, 2):
-        router.enqueue(contact(cid, T, channel="chat"), T)
+    offered_chats(router, *(1, 2))
     router.accept(1, 2, T + 1)
     assert router.offers_of(1) == [1]
     router.reject(1, 1, T + 2)
@@ -471,9 +476,7 @@ def test_three_consecutive_misses_put_agent_away() -> None:
 
 def test_several_offers_missed_at_once_count_one_miss_each() -> None:
     router = make_router()
-    available(router, agent(1), T)
-    for cid in (1, 2, 3):
-        router.enqueue(contact(cid, T, channel="chat"), T)
+    offered_chats(router, *(1, 2, 3))
     effects = router.tick(T + 15)
     timed_out = [e.contact_id for e in events(effects, EventKind.OFFER_TIMEOUT)]
     assert timed_out == [1, 2, 3]
@@ -483,9 +486,7 @@ def test_several_offers_missed_at_once_count_one_miss_each() -> None:
 
 def test_two_missed_offers_of_three_leave_the_agent_available() -> None:
     router = make_router()
-    available(router, agent(1), T)
-    for cid in (1, 2, 3):
-        router.enqueue(contact(cid, T, channel="chat"), T)
+    offered_chats(router, *(1, 2, 3))
     router.accept(1, 2, T + 1)
     effects = router.tick(T + 15)
     assert [e.contact_id for e in events(effects, EventKind.OFFER_TIMEOUT)] == [1, 3]
@@ -570,9 +571,7 @@ def test_disconnect_revokes_offer_and_reroutes() -> None:
 
 def test_disconnect_revokes_every_pending_offer() -> None:
     router = make_router()
-    available(router, agent(1), T)
-    for cid in (1, 2):
-        router.enqueue(contact(cid, T, channel="chat"), T)
+    offered_chats(router, *(1, 2))
     router.accept(1, 1, T + 1)
     router.enqueue(contact(3, T + 1, channel="chat"), T + 1)
     effects = router.disconnect(1, T + 2)
