@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -95,9 +95,17 @@ def contact_spec(contact: Contact, customer: Customer) -> ContactSpec:
 
 
 
+class LocalSocket(Protocol):
+    conn: str  # its connection id, as in the agent's `connect` input
+
+
 class Dispatcher:
-    def __init__(self, rt: Runtime, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, rt: Runtime, monotonic: Callable[[], float] = time.monotonic,
+                 sockets: Mapping[int, LocalSocket] | None = None) -> None:
         self.rt = rt
+        # This node's agents' sockets: frames for an agent whose connection the router knows
+        # is one of these skip the broker's fan-out (`_deliver`).
+        self._sockets: Mapping[int, LocalSocket] = {} if sockets is None else sockets
         # Liveness, not business time: the lease's age. Injected so a test can stall a round.
         self._monotonic = monotonic
         self.router: Router | None = None
@@ -308,12 +316,19 @@ class Dispatcher:
                 return router.enqueue(spec, now)
             if op == "connect":
                 a = m["agent"]
+                replaced = self._conn.get(a["id"]) not in (None, m["conn"])
                 self._conn[a["id"]] = m["conn"]
                 self._names[a["id"]] = m.get("name", str(a["id"]))
                 spec = AgentSpec(id=a["id"], skills=frozenset(a["skills"]), capacity=a["capacity"])
                 effects = router.connect(spec, now)
                 if m.get("status") == AgentStatus.AVAILABLE:
                     effects += router.set_status(spec.id, AgentStatus.AVAILABLE, now)
+                if replaced:
+                    # The agent's frames went straight to the old socket's node, if it was the
+                    # router's (`_deliver`): the new socket learns of them by the gap this
+                    # frame's number leaves, and fills it from the replay buffer.
+                    effects.append(AgentStatusChanged(spec.id, router.agent_status(spec.id),
+                                                      now, "connected"))
                 return effects
             if op == "disconnect":
                 if self._conn.get(m["agent_id"]) != m["conn"]:
@@ -446,7 +461,10 @@ class Dispatcher:
                 pops.pop(cid, None)
         tally.apply()
         if out:
-            await broker.deliver_many(out)
+            sockets, conn = self._sockets, self._conn
+            here = {a for a, _ in out
+                    if (sock := sockets.get(a)) is not None and sock.conn == conn.get(a)}
+            await broker.deliver_many(out, here)
 
     async def _rebuild_pop(self, contact_id: int) -> dict[str, Any]:
         async with self.rt.sessions() as session:

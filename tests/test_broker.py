@@ -120,6 +120,42 @@ async def test_a_frame_carries_what_the_agents_socket_reads_of_it_beside_its_jso
     unsubscribe()
 
 
+async def test_a_replay_is_empty_when_nothing_was_missed_and_none_when_the_client_is_ahead(
+        broker: Broker) -> None:
+    await broker.deliver_many([(11, {"type": "x", "n": 1}), (11, {"type": "x", "n": 2})])
+    last = await broker.last_seq(11)
+    assert [m["n"] for m in await broker.replay(11, last - 1) or []] == [2]
+    assert await broker.replay(11, last) == []
+    # A number this agent never had (data from before a reset): a snapshot, not silence.
+    assert await broker.replay(11, last + 5) is None
+
+
+async def test_frames_for_agents_here_reach_this_nodes_subscribers_numbered_and_kept(
+        broker: Broker) -> None:
+    got: dict[int, list[Frame]] = {12: [], 13: []}
+    unsubscribe = [broker.subscribe(agent_channel(a), got[a].append) for a in got]
+    before = {a: await broker.last_seq(a) for a in got}
+    created = "2026-12-03T03:00:00+00:00"
+    await broker.deliver_many([(12, {"type": "offer", "contact": {"id": 1, "created_at": created}}),
+                               (13, {"type": "x"}), (12, {}), (12, {"type": "status",
+                                                                    "status": "away"})],
+                              here={12})
+    for _ in range(100):
+        if len(got[12]) == 3 and len(got[13]) == 1:
+            break
+        await asyncio.sleep(0.01)
+    assert [(f.seq, f.kind, f.note) for f in got[12]] == [
+        (before[12] + 1, "offer", created), (before[12] + 2, "", ""),
+        (before[12] + 3, "status", "away")]
+    assert [loads(f.text) for f in got[12]] == [f.message for f in got[12]] == [
+        {"seq": before[12] + 1, "type": "offer", "contact": {"id": 1, "created_at": created}},
+        {"seq": before[12] + 2}, {"seq": before[12] + 3, "type": "status", "status": "away"}]
+    assert [f.message for f in got[13]] == [{"seq": before[13] + 1, "type": "x"}]
+    assert await broker.replay(12, before[12]) == [f.message for f in got[12]]
+    for stop in unsubscribe:
+        stop()
+
+
 # -- the leader's own inputs (Redis only: the embedded broker has no other way) -----------------
 @pytest.fixture
 async def two_nodes() -> AsyncIterator[tuple[RedisBroker, RedisBroker, Monotonic]]:
@@ -230,3 +266,27 @@ async def test_a_router_waiting_longer_than_the_clients_socket_timeout_still_rea
     finally:
         await a.close()
         await b.close()
+
+
+async def test_frames_for_agents_here_are_not_fanned_out_to_other_nodes(
+        two_nodes: tuple[RedisBroker, RedisBroker, Monotonic]) -> None:
+    a, b, _ = two_nodes
+    on_a: list[Frame] = []
+    on_b: list[Frame] = []
+    stops = [a.subscribe(agent_channel(21), on_a.append),
+             b.subscribe(agent_channel(21), on_b.append)]
+    before = await a.last_seq(21)
+    await a.deliver_many([(21, {"type": "x", "n": 1})], here={21})
+    await a.deliver_many([(21, {"type": "x", "n": 2})])
+    for _ in range(100):
+        if len(on_a) == 2 and on_b:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # anything else pub/sub had on its way
+    assert [f.message["n"] for f in on_a] == [1, 2]
+    # b saw only the published frame: its number tells it what it missed, which is kept.
+    assert [(f.seq, f.message["n"]) for f in on_b] == [(before + 2, 2)]
+    missed = await b.replay(21, before)
+    assert missed is not None and [m["n"] for m in missed] == [1, 2]
+    for stop in stops:
+        stop()

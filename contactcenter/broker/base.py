@@ -11,7 +11,7 @@ Four jobs:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from contactcenter.wire import dumps, loads
@@ -123,14 +123,20 @@ class Broker(ABC):
     async def deliver(self, agent_id: int, message: Message) -> int:
         """Number the message in the agent's sequence, keep it for replay, fan it out."""
 
-    async def deliver_many(self, deliveries: list[tuple[int, Message]]) -> None:
-        """Several deliveries in order; brokers with a network round trip batch them."""
+    async def deliver_many(self, deliveries: list[tuple[int, Message]],
+                           here: Collection[int] = ()) -> None:
+        """Several deliveries in order; brokers with a network round trip batch them. `here`:
+        agents whose current socket is on this node. Their frames are numbered and kept as
+        ever, but go straight to this node's subscribers, not round the fan-out to every node
+        and back; a socket elsewhere sees a gap in the numbers and fills it from the replay
+        buffer (server/agent_ws.py)."""
         for agent_id, message in deliveries:
             await self.deliver(agent_id, message)
 
     @abstractmethod
     async def replay(self, agent_id: int, after_seq: int) -> list[Message] | None:
-        """Messages after `after_seq`, or None when some of them are no longer kept."""
+        """Messages after `after_seq`, or None when some of them are no longer kept, or when
+        `after_seq` is ahead of the agent's last number (a client of an older server's data)."""
 
     @abstractmethod
     async def last_seq(self, agent_id: int) -> int: ...

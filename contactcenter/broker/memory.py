@@ -66,7 +66,7 @@ class MemoryBroker(Broker):
         buffer = self._buffers.get(agent_id, deque())
         last = self._seq.get(agent_id, 0)
         if after_seq >= last:
-            return []
+            return [] if after_seq == last else None
         if not buffer or buffer[0][0] > after_seq + 1:
             return None
         return [loads(m) for seq, m in buffer if seq > after_seq]

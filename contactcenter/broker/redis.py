@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 import redis.asyncio as aioredis
 
@@ -22,16 +22,19 @@ log = logging.getLogger(__name__)
 # arguments per frame was a third of the delivery's cost; the script names the keys itself, as
 # the broker does (`_k`): one Redis, not a cluster. The batch goes out as one pub/sub message,
 # a line per frame (channel, head, numbered JSON): redis-py's handling of each pub/sub message it
-# reads cost more than the frame itself.
+# reads cost more than the frame itself. An agent id marked "=" is one whose socket is on the
+# calling node (`deliver_many`'s `here`): numbered and kept, not published.
 _DELIVER = """
 local depth, prefix, batch, channel = tonumber(ARGV[1]), ARGV[2], ARGV[4], ARGV[5]
 local seqs, lines = {}, {}
-local pos, n = 1, 0
+local pos, n, published = 1, 0, 0
 while pos <= #batch do
   local stop = string.find(batch, '\\n', pos, true) or (#batch + 1)
   local a = string.find(batch, ' ', pos, true)
   local b = string.find(batch, ' ', a + 1, true)
   local agent = string.sub(batch, pos, a - 1)
+  local here = string.sub(agent, 1, 1) == '='
+  if here then agent = string.sub(agent, 2) end
   local body = string.sub(batch, b + 1, stop - 1)
   local seq = redis.call('INCR', prefix .. ':seq:' .. agent)
   local numbered
@@ -41,12 +44,24 @@ while pos <= #batch do
   redis.call('RPUSH', buffer, numbered)
   redis.call('LTRIM', buffer, -depth, -1)
   n = n + 1
-  lines[n] = channel .. agent .. ' ' .. string.sub(batch, a + 1, b - 1) .. ' ' .. numbered
   seqs[n] = seq
+  if not here then
+    published = published + 1
+    lines[published] = channel .. agent .. ' ' .. string.sub(batch, a + 1, b - 1) .. ' ' .. numbered
+  end
   pos = stop + 1
 end
-redis.call('PUBLISH', ARGV[3], table.concat(lines, '\\n'))
+if published > 0 then redis.call('PUBLISH', ARGV[3], table.concat(lines, '\\n')) end
 return seqs
+"""
+
+# What a socket missed, from the tail of the buffer: a socket filling a gap wants the last few
+# frames, not the whole buffer of screen-pops.
+_REPLAY = """
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+local after = tonumber(ARGV[1])
+if after >= last then return {last} end
+return {last, redis.call('LRANGE', KEYS[2], after - last, -1)}
 """
 
 # How long the outstanding XREAD waits in Redis: longer than the router's tick (one that came
@@ -81,6 +96,7 @@ class RedisBroker(Broker):
         self._deliver = self._redis.register_script(_DELIVER)
         self._renew = self._redis.register_script(_RENEW)
         self._release = self._redis.register_script(_RELEASE)
+        self._replay = self._redis.register_script(_REPLAY)
         self._pubsub_task: asyncio.Task[None] | None = None
         self._pubsub = self._redis.pubsub()
         # Inputs waiting for the next XADD: see `submit_many`. A forwarded input (see
@@ -322,23 +338,38 @@ class RedisBroker(Broker):
     async def deliver(self, agent_id: int, message: Message) -> int:
         return (await self._numbered([(agent_id, message)]))[0]
 
-    async def deliver_many(self, deliveries: list[tuple[int, Message]]) -> None:
+    async def deliver_many(self, deliveries: list[tuple[int, Message]],
+                           here: Collection[int] = ()) -> None:
         # One script call for a whole batch: a call per frame was most of the delivery's cost.
         if deliveries:
-            await self._numbered(deliveries)
+            await self._numbered(deliveries, here)
 
-    async def _numbered(self, deliveries: list[tuple[int, Message]]) -> list[int]:
-        batch = "\n".join(f"{agent_id} {head(message)} {dumps(message)}"
-                          for agent_id, message in deliveries)
-        seqs = await self._deliver(keys=[], args=[REPLAY_DEPTH, self._p, self._k("frames"), batch,
-                                                  agent_channel("")])
-        return [int(seq) for seq in seqs]
+    async def _numbered(self, deliveries: list[tuple[int, Message]],
+                        here: Collection[int] = ()) -> list[int]:
+        texts = [dumps(message) for _, message in deliveries]
+        heads = [head(message) for _, message in deliveries]
+        batch = "\n".join(f"={agent_id} {h} {t}" if agent_id in here else f"{agent_id} {h} {t}"
+                          for (agent_id, _), h, t in zip(deliveries, heads, texts, strict=True))
+        seqs = [int(seq) for seq in await self._deliver(
+            keys=[], args=[REPLAY_DEPTH, self._p, self._k("frames"), batch, agent_channel("")])]
+        if here:
+            # After the script: numbered and kept before any subscriber sees them, as with
+            # what comes through pub/sub.
+            for (agent_id, _), h, text, seq in zip(deliveries, heads, texts, seqs, strict=True):
+                if agent_id in here:
+                    numbered = (f'{{"seq":{seq}}}' if text == "{}"
+                                else f'{{"seq":{seq},{text[1:]}')
+                    kind, _, note = h.partition("=")
+                    self._fan_out(agent_channel(agent_id), Frame(numbered, seq, kind, note))
+        return seqs
 
     async def replay(self, agent_id: int, after_seq: int) -> list[Message] | None:
-        last = await self.last_seq(agent_id)
+        got = await self._replay(keys=[self._k("seq", agent_id), self._k("buf", agent_id)],
+                                 args=[after_seq])
+        last = int(got[0])
         if after_seq >= last:
-            return []
-        kept = [loads(m) for m in await self._redis.lrange(self._k("buf", agent_id), 0, -1)]
+            return [] if after_seq == last else None
+        kept = [loads(m) for m in got[1]]
         if not kept or kept[0]["seq"] > after_seq + 1:
             return None
         return [m for m in kept if m["seq"] > after_seq]

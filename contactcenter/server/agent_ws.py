@@ -81,6 +81,17 @@ class AgentSocket:
                     self._sent = max((m.get("seq") or 0 for m in item["batch"]),
                                      default=self._sent)
                 elif item.seq > self._sent:  # else the catch-up already carried it
+                    if item.seq > self._sent + 1:
+                        # A gap: an earlier frame is still on its way (from another node, or
+                        # round pub/sub while this node's own came straight), or went only to
+                        # a socket on another node. The replay buffer has it.
+                        await self._send_frames(frames)
+                        frames = []
+                        for message in await self._catch_up(self._sent):
+                            await self._send(message)
+                            self._sent = max(self._sent, message.get("seq") or 0)
+                        if item.seq <= self._sent:
+                            continue
                     frames.append(item)
                     self._sent = item.seq
             await self._send_frames(frames)
@@ -104,8 +115,11 @@ class AgentSocket:
     async def _send(self, message: dict[str, Any]) -> None:
         """A message the socket itself made (a catch-up's, a resync's), not yet encoded."""
         await self.ws.send_str(dumps(message))
-        if message.get("type") == "offer":
+        kind = message.get("type")
+        if kind == "offer":
             _observe_pop_latency(message.get("contact", {}).get("created_at"))
+        elif kind == "status" and isinstance(message.get("status"), str):
+            self.status = message["status"]
 
     async def _catch_up(self, last_seq: int | None) -> list[dict[str, Any]]:
         """What a client that saw `last_seq` missed, or a snapshot when that is gone."""
@@ -241,7 +255,10 @@ class AgentSocket:
         metrics.CONNECTED.inc()
         sender: asyncio.Task[None] | None = None
         try:
-            for message in await self._catch_up(last_seq):
+            missed = await self._catch_up(last_seq)
+            # Nothing missed: the client's number is the last one (see `Broker.replay`).
+            self._sent = 0 if missed else last_seq or 0
+            for message in missed:
                 await self._send(message)
                 self._sent = max(self._sent, message.get("seq") or 0)
             sender = asyncio.create_task(self._sender())

@@ -93,7 +93,7 @@ async def _start(app: web.Application) -> None:
     rt.broker.subscribe("supervisor", on_stats)
     rt.broker.subscribe("nodes", lambda m: reannounce(app) if m.get("type") == "router-started"
                         else None)
-    rt.dispatcher = Dispatcher(rt)
+    rt.dispatcher = Dispatcher(rt, sockets=app[AGENT_SOCKETS])
     app[TASKS] = [
         asyncio.create_task(rt.dispatcher.run(), name="dispatcher"),
         asyncio.create_task(refresh_presence(app), name="presence"),
