@@ -323,7 +323,8 @@ class Dispatcher:
                 effects = router.connect(spec, now)
                 if m.get("status") == AgentStatus.AVAILABLE:
                     effects += router.set_status(spec.id, AgentStatus.AVAILABLE, now)
-                if replaced:
+                if replaced and not any(isinstance(e, AgentStatusChanged)
+                                        and e.agent_id == spec.id for e in effects):
                     # The agent's frames went straight to the old socket's node, if it was the
                     # router's (`_deliver`): the new socket learns of them by the gap this
                     # frame's number leaves, and fills it from the replay buffer.
