@@ -45,6 +45,12 @@ async def test_a_frame_that_skipped_this_node_is_filled_in_before_a_newer_one(
         # Filled once: the frame that revealed the gap is not sent again.
         await node.rt.broker.deliver(user_id, {"type": "note", "n": 3})
         assert (await agent.recv())["seq"] == seen + 3
+        # A resync the client asks for goes out whole, and later frames follow it in order.
+        await agent.send(type="resync", last_seq=seen)
+        again = [await agent.recv() for _ in range(3)]
+        assert [(m["seq"], m["n"]) for m in again] == [(seen + 1, 1), (seen + 2, 2), (seen + 3, 3)]
+        await node.rt.broker.deliver(user_id, {"type": "note", "n": 4})
+        assert (await agent.recv())["seq"] == seen + 4
         await agent.close()
     finally:
         await other.close()

@@ -76,10 +76,7 @@ class AgentSocket:
                     # A resync the client asked for goes out whole, whatever was sent before.
                     await self._send_frames(frames)
                     frames = []
-                    for message in item["batch"]:
-                        await self._send(message)
-                    self._sent = max((m.get("seq") or 0 for m in item["batch"]),
-                                     default=self._sent)
+                    await self._send_caught_up(item["batch"])
                 elif item.seq > self._sent:  # else the catch-up already carried it
                     if item.seq > self._sent + 1:
                         # A gap: an earlier frame is still on its way (from another node, or
@@ -87,9 +84,7 @@ class AgentSocket:
                         # a socket on another node. The replay buffer has it.
                         await self._send_frames(frames)
                         frames = []
-                        for message in await self._catch_up(self._sent):
-                            await self._send(message)
-                            self._sent = max(self._sent, message.get("seq") or 0)
+                        await self._send_caught_up(await self._catch_up(self._sent))
                         if item.seq <= self._sent:
                             continue
                     frames.append(item)
@@ -120,6 +115,12 @@ class AgentSocket:
             _observe_pop_latency(message.get("contact", {}).get("created_at"))
         elif kind == "status" and isinstance(message.get("status"), str):
             self.status = message["status"]
+
+    async def _send_caught_up(self, messages: list[dict[str, Any]]) -> None:
+        """A catch-up's messages (`_catch_up`); live frames up to the last of them are done."""
+        for message in messages:
+            await self._send(message)
+            self._sent = max(self._sent, message.get("seq") or 0)
 
     async def _catch_up(self, last_seq: int | None) -> list[dict[str, Any]]:
         """What a client that saw `last_seq` missed, or a snapshot when that is gone."""
@@ -258,9 +259,7 @@ class AgentSocket:
             missed = await self._catch_up(last_seq)
             # Nothing missed: the client's number is the last one (see `Broker.replay`).
             self._sent = 0 if missed else last_seq or 0
-            for message in missed:
-                await self._send(message)
-                self._sent = max(self._sent, message.get("seq") or 0)
+            await self._send_caught_up(missed)
             sender = asyncio.create_task(self._sender())
             await self.rt.broker.heartbeat([self.agent_id], 3 * self.rt.settings.heartbeat_seconds)
             await self.rt.broker.submit(self.announce())
