@@ -120,12 +120,11 @@ async def _board_data(node: Node, boss: Api) -> dict[str, int]:
     ids = {name: await _customer(boss, name, phone) for name, phone in (
         ("Wang Fang", "+8613800138000"), ("Chen Jie", "+8613800138001"),
         ("Liu Yang", "+8613800138002"), ("Zhao Lei", "+8613800138003"))}
-    # A purchase 18 days ago: its usage check (due 7-14 days after) passed undone — overdue,
-    # and its window ended inside the last 7 days: a not-done for the compliance chart.
-    await _event(boss, ids["Wang Fang"], "purchase", {"product": "Heat pump HP-9"},
-                 at=now - timedelta(days=18))
-    await _event(boss, ids["Chen Jie"], "purchase", {"product": "Boiler B2"},
-                 at=now - timedelta(days=18))
+    # Two purchases whose usage check (C2) passed undone — overdue — and whose window ended
+    # inside the last 7 days: a not-done each for the compliance chart.
+    bought = _ended_days_ago(node, "C2", now)
+    await _event(boss, ids["Wang Fang"], "purchase", {"product": "Heat pump HP-9"}, at=bought)
+    await _event(boss, ids["Chen Jie"], "purchase", {"product": "Boiler B2"}, at=bought)
     await _event(boss, ids["Liu Yang"], "complaint-written",
                  {"channel": "letter", "summary": "Noisy pump"})
     await _event(boss, ids["Zhao Lei"], "complaint-written",
@@ -143,6 +142,21 @@ async def _board_data(node: Node, boss: Api) -> dict[str, int]:
     await _ok(boss, "PUT", f"/customers/{ids['Chen Jie']}/tier-override", {"tier": "B"})
     await _ok(boss, "PUT", f"/customers/{ids['Liu Yang']}/tier-override", {"tier": "C"})
     return ids
+
+
+def _ended_days_ago(node: Node, rule_id: str, now: datetime) -> datetime:
+    """When an event must have happened for its `rule_id` window to have closed 1-5 days ago.
+    Windows are clipped to business time, so a fixed age ended outside the chart's week when
+    its end fell on a weekend (a purchase 18 days before a Friday shortly after midnight)."""
+    rules = node.rt.rules
+    hours = rules.calendar.hours()
+    rule = next(r for r in rules.callbacks if r.id == rule_id)
+    for age in range(1, 60):
+        at = now - timedelta(days=age)
+        _, latest = hours.clip(rule.after.after(at, hours), rule.within.after(at, hours))
+        if latest is not None and now - timedelta(days=5) <= latest <= now - timedelta(days=1):
+            return at
+    raise AssertionError(f"no event time closes {rule_id}'s window 1-5 days before {now}")
 
 
 async def _sent(node: Node, count: int) -> list[Message]:
