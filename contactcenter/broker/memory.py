@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from contactcenter.broker.base import REPLAY_DEPTH, Broker, Frame, Message, agent_channel
 from contactcenter.wire import loads
@@ -55,10 +55,23 @@ class MemoryBroker(Broker):
         pass
 
     async def deliver(self, agent_id: int, message: Message) -> int:
+        return self._number(agent_id, message)
+
+    async def deliver_many(self, deliveries: list[tuple[int, Message]],
+                           here: Collection[int] = ()) -> None:
+        # Every socket is on this node: `here` changes nothing. A plain loop, not an awaited
+        # `deliver` per frame: a round's frames are a few hundred.
+        for agent_id, message in deliveries:
+            self._number(agent_id, message)
+
+    def _number(self, agent_id: int, message: Message) -> int:
         seq = self._seq.get(agent_id, 0) + 1
         self._seq[agent_id] = seq
         frame = Frame.of(seq, message)
-        self._buffers.setdefault(agent_id, deque(maxlen=REPLAY_DEPTH)).append((seq, frame.text))
+        buffer = self._buffers.get(agent_id)
+        if buffer is None:
+            buffer = self._buffers[agent_id] = deque(maxlen=REPLAY_DEPTH)
+        buffer.append((seq, frame.text))
         self._fan_out(agent_channel(agent_id), frame)
         return seq
 
