@@ -35,6 +35,8 @@ from typing import Any
 import aiohttp
 import orjson
 
+from contactcenter.runtime import tune_collector
+
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "bench-password-1"
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -499,6 +501,7 @@ class Step:
     server_ms_per_contact: float
     own_cpu: float
     host_cpu: float
+    late_ms: float  # how far behind its schedule the generator sent its latest POST
 
     @property
     def sustained(self) -> bool:
@@ -643,6 +646,10 @@ class Backend:
             self.agents.append(agent)
         await asyncio.wait_for(asyncio.gather(*(a.available.wait() for a in self.agents)), 30)
         say(f"  {len(self.agents)} agents connected and available")
+        # This process's collector as the server's: with the defaults, full collections walked
+        # the 400 sockets' objects every few seconds (50-100 ms each), and POSTs due meanwhile
+        # left that much late.
+        tune_collector()
 
     def start_profiler(self) -> None:
         if self.args.profile is None or self.proc is None:
@@ -734,12 +741,15 @@ class Backend:
         failures: list[str] = []
         ws_errors_before = len(self.tracker.ws_errors)
 
-        async def post() -> None:
+        late = 0.0  # the most any POST left after its scheduled time, in seconds
+
+        async def post(due: float) -> None:
             sent = 0.0
 
             def mark() -> None:
-                nonlocal sent
+                nonlocal sent, late
                 sent = time.perf_counter()
+                late = max(late, sent - due)
 
             try:
                 status, body = await client.request("POST", "/api/v1/contacts", self.payload(),
@@ -762,10 +772,11 @@ class Backend:
         for i in range(n):
             # Open loop: each POST goes at its scheduled time whether or not earlier ones have
             # been answered; a late loop sends what is due at once instead of drifting.
-            delay = start + i / rate - time.perf_counter()
+            due = start + i / rate
+            delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(post()))
+            tasks.append(asyncio.create_task(post(due)))
         await asyncio.gather(*tasks)
         await self.drain(created)
         server_cpu, own_cpu, host, server_seconds = meter.read()
@@ -796,6 +807,7 @@ class Backend:
                                    0.50),
             lost=len(created) - len(offered), server_cpu=server_cpu, own_cpu=own_cpu,
             host_cpu=host, server_ms_per_contact=1000 * server_seconds / max(1, len(offered)),
+            late_ms=1000 * late,
         )
 
     async def close(self) -> None:
@@ -815,7 +827,7 @@ class Backend:
 
 STEP_HEADER = (f"  {'target/s':>8} {'posts/s':>8} {'offers/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
                f"{'201 p50':>8} {'errors':>6} {'lost':>5} {'srv cpu':>7} {'ms/cont':>7} "
-               f"{'gen cpu':>7} {'host':>5}")
+               f"{'gen cpu':>7} {'late ms':>7} {'host':>5}")
 
 
 def step_line(s: Step) -> str:
@@ -823,7 +835,7 @@ def step_line(s: Step) -> str:
     return (f"  {s.target:>8.0f} {s.post_rate:>8.1f} {s.offer_rate:>8.1f} {s.p50_ms:>8.1f} "
             f"{s.p99_ms:>8.1f} {s.post_p50_ms:>8.1f} {s.errors:>6} {s.lost:>5} "
             f"{s.server_cpu:>6.0f}% {s.server_ms_per_contact:>7.1f} {s.own_cpu:>6.0f}% "
-            f"{s.host_cpu:>4.0f}%  {mark}")
+            f"{s.late_ms:>7.0f} {s.host_cpu:>4.0f}%  {mark}")
 
 
 async def run_backend(name: str, args: argparse.Namespace) -> BackendResult:
