@@ -501,7 +501,7 @@ class Step:
     server_ms_per_contact: float
     own_cpu: float
     host_cpu: float
-    late_ms: float  # how far behind its schedule the generator sent its latest POST
+    late_ms: float  # the most any of the step's POSTs left after its scheduled time
 
     @property
     def sustained(self) -> bool:
